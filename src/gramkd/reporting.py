@@ -1,0 +1,33 @@
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
+
+
+def print_metrics(title: str, metrics: dict) -> None:
+    """The final figures of a run as a console table, one row per split."""
+    order = {"train": 0, "val": 1, "test": 2}
+    splits = sorted({k.split("/")[0] for k in metrics if "/" in k}, key=lambda s: (order.get(s, 3), s))
+    names = sorted({k.split("/", 1)[1] for k in metrics if "/" in k})
+    table = Table(title=title)
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split in splits:
+        table.add_row(split, *[_fmt(metrics.get(f"{split}/{n}")) for n in names])
+    console = Console()
+    console.print(table)
+    extras = {k: v for k, v in metrics.items() if "/" not in k}
+    console.print("  ".join(f"{k}={_fmt(v)}" for k, v in extras.items()))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"

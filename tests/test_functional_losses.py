@@ -1,0 +1,334 @@
+"""The pure distillation losses against independent loop computations, and their invariances."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gramkd.distill.functional import (
+    gram_loss,
+    gram_matrix,
+    kd_loss,
+    rkd_angle_loss,
+    rkd_distance_loss,
+    similarity_preserving_loss,
+)
+
+B, M, DS, DT = 5, 4, 6, 9
+
+
+@pytest.fixture
+def generator():
+    return torch.Generator().manual_seed(0)
+
+
+def random_features(generator, width=DS, batch=B, modalities=M):
+    return torch.randn(batch, modalities, width, generator=generator, dtype=torch.float64)
+
+
+def random_mask(generator):
+    mask = torch.rand(B, M, generator=generator) < 0.6
+    mask[0] = False  # a sample with no modality
+    mask[1] = torch.tensor([False, True, False, False])  # a sample with a single modality
+    mask[2] = True
+    return mask
+
+
+# ---- independent float64 references, one Python loop per index ----
+
+
+def reference_gram(features, mask, normalize):
+    rows = features.detach().numpy()
+    batch, modalities, _ = rows.shape
+    gram = np.zeros((batch, modalities, modalities))
+    for b in range(batch):
+        for i in range(modalities):
+            for j in range(modalities):
+                if mask[b, i] and mask[b, j]:
+                    u, v = rows[b, i], rows[b, j]
+                    if normalize:
+                        u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+                    gram[b, i, j] = float(np.dot(u, v))
+    return gram
+
+
+def reference_smooth_l1(difference):
+    return 0.5 * difference**2 if abs(difference) < 1 else abs(difference) - 0.5
+
+
+def reference_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance):
+    student_gram = reference_gram(student, mask, normalize)
+    teacher_gram = reference_gram(teacher, mask, normalize)
+    total, count = 0.0, 0
+    for b in range(B):
+        for i in range(M):
+            for j in range(M):
+                if not (mask[b, i] and mask[b, j]) or (exclude_diagonal and i == j):
+                    continue
+                difference = student_gram[b, i, j] - teacher_gram[b, i, j]
+                total += difference**2 if distance == "mse" else reference_smooth_l1(difference)
+                count += 1
+    return total / count
+
+
+def reference_pairwise_distances(x):
+    return np.array([[np.linalg.norm(x[i] - x[j]) for j in range(len(x))] for i in range(len(x))])
+
+
+def reference_rkd_distance(student, teacher):
+    def normalized(x):
+        distances = reference_pairwise_distances(x)
+        return distances / distances[~np.eye(len(x), dtype=bool)].mean()
+
+    differences = normalized(student.numpy()) - normalized(teacher.numpy())
+    return np.mean([reference_smooth_l1(d) for d in differences.flat])
+
+
+def reference_rkd_angle(student, teacher):
+    def cosines(x):
+        def direction(a, b):
+            difference = x[b] - x[a]
+            norm = np.linalg.norm(difference)
+            return difference / norm if norm > 0 else difference
+
+        n = len(x)
+        return np.array(
+            [np.dot(direction(a, b), direction(a, c)) for a in range(n) for b in range(n) for c in range(n)]
+        )
+
+    differences = cosines(student.numpy()) - cosines(teacher.numpy())
+    return np.mean([reference_smooth_l1(d) for d in differences])
+
+
+# ---- gram_matrix / gram_loss ----
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+def test_gram_matrix_matches_loop_reference(generator, normalize, masked):
+    features = random_features(generator)
+    mask = random_mask(generator) if masked else None
+    expected = reference_gram(features, mask if masked else torch.ones(B, M, dtype=torch.bool), normalize)
+    np.testing.assert_allclose(gram_matrix(features, mask, normalize).numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("distance", ["mse", "smooth_l1"])
+@pytest.mark.parametrize("exclude_diagonal", [False, True])
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+def test_gram_loss_matches_loop_reference_with_different_widths(generator, distance, exclude_diagonal, normalize, masked):
+    student, teacher = random_features(generator, DS), random_features(generator, DT)
+    mask = random_mask(generator) if masked else None
+    loss = gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance)
+    reference_mask = mask if masked else torch.ones(B, M, dtype=torch.bool)
+    expected = reference_gram_loss(student, teacher, reference_mask, normalize, exclude_diagonal, distance)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_gram_loss_smooth_l1_differs_from_mse_on_large_differences(generator):
+    student, teacher = random_features(generator), 3 * random_features(generator)
+    mse = gram_loss(student, teacher, normalize=False, distance="mse")
+    smooth_l1 = gram_loss(student, teacher, normalize=False, distance="smooth_l1")
+    assert smooth_l1 < mse / 2
+
+
+@pytest.mark.parametrize("distance", ["mse", "smooth_l1"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_gram_loss_gradcheck(generator, normalize, distance):
+    student = random_features(generator, DS).requires_grad_()
+    teacher = random_features(generator, DT).requires_grad_()
+    mask = random_mask(generator)
+    assert torch.autograd.gradcheck(
+        lambda s, t: gram_loss(s, t, mask, normalize=normalize, distance=distance), (student, teacher)
+    )
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_teacher_wider_by_an_isometry_gives_zero_loss(generator, normalize):
+    student = random_features(generator, DS)
+    isometry = torch.linalg.qr(torch.randn(DT, DS, generator=generator, dtype=torch.float64)).Q.T  # [DS, DT]
+    teacher = student @ isometry
+    assert teacher.shape[-1] == DT
+    assert gram_loss(student, teacher, random_mask(generator), normalize).item() == pytest.approx(0, abs=1e-24)
+
+
+def test_permuting_the_batch_permutes_the_gram_matrices(generator):
+    features, mask = random_features(generator), random_mask(generator)
+    permutation = torch.randperm(B, generator=generator)
+    torch.testing.assert_close(gram_matrix(features[permutation], mask[permutation]), gram_matrix(features, mask)[permutation])
+    student, teacher = features, random_features(generator, DT)
+    torch.testing.assert_close(
+        gram_loss(student[permutation], teacher[permutation], mask[permutation]), gram_loss(student, teacher, mask)
+    )
+
+
+@pytest.mark.parametrize("distance", ["mse", "smooth_l1"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_identical_features_give_exactly_zero(generator, normalize, distance):
+    features = random_features(generator)
+    assert gram_loss(features, features.clone(), random_mask(generator), normalize, distance=distance).item() == 0.0
+
+
+@pytest.mark.parametrize("replacement", [1e300, float("inf"), float("nan")])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_absent_modalities_do_not_affect_loss_or_receive_gradient(generator, normalize, replacement):
+    student, teacher, mask = random_features(generator), random_features(generator, DT), random_mask(generator)
+    expected = gram_loss(student, teacher, mask, normalize)
+    corrupted = student.masked_fill(~mask.unsqueeze(-1), replacement).requires_grad_()
+    loss = gram_loss(corrupted, teacher.masked_fill(~mask.unsqueeze(-1), replacement), mask, normalize)
+    loss.backward()
+    assert loss.item() == expected.item()
+    assert torch.all(corrupted.grad[~mask] == 0)
+    assert corrupted.grad[mask].abs().sum() > 0
+
+
+def test_normalized_gram_ignores_positive_scaling_of_rows(generator):
+    features, mask = random_features(generator), random_mask(generator)
+    scales = torch.rand(B, M, 1, generator=generator, dtype=torch.float64) * 100 + 0.01
+    torch.testing.assert_close(gram_matrix(features * scales, mask), gram_matrix(features, mask))
+    sample_scales = scales[:, :1]
+    torch.testing.assert_close(
+        gram_matrix(features * sample_scales, mask, normalize=False),
+        gram_matrix(features, mask, normalize=False) * sample_scales.square(),
+    )
+
+
+@pytest.mark.parametrize(
+    "mask, exclude_diagonal",
+    [
+        (torch.zeros(B, M, dtype=torch.bool), False),
+        (torch.eye(B, M, dtype=torch.bool), True),  # one modality per sample: only diagonal pairs
+    ],
+    ids=["nothing-present", "only-diagonal"],
+)
+def test_no_present_pair_gives_connected_zero(generator, mask, exclude_diagonal):
+    student = random_features(generator).requires_grad_()
+    loss = gram_loss(student, random_features(generator, DT), mask, exclude_diagonal=exclude_diagonal)
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert torch.all(student.grad == 0)
+
+
+# ---- kd_loss ----
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 7.5])
+def test_kd_loss_equals_scaled_kl_div(generator, temperature):
+    student, teacher = torch.randn(2, 8, 10, generator=generator, dtype=torch.float64) * 3
+    expected = F.kl_div(
+        F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1), reduction="batchmean"
+    )
+    torch.testing.assert_close(kd_loss(student, teacher, temperature), expected * temperature**2)
+
+
+def test_kd_loss_mask_equals_loss_on_selected_rows(generator):
+    student, teacher = torch.randn(2, 8, 10, generator=generator, dtype=torch.float64)
+    mask = torch.tensor([True, False, True, True, False, False, True, False])
+    torch.testing.assert_close(kd_loss(student, teacher, 3.0, mask), kd_loss(student[mask], teacher[mask], 3.0))
+
+
+def test_kd_loss_is_zero_for_equal_logits_and_when_no_row_selected(generator):
+    student = torch.randn(8, 10, generator=generator, dtype=torch.float64).requires_grad_()
+    assert kd_loss(student, student.detach().clone()).item() == pytest.approx(0, abs=1e-14)
+    loss = kd_loss(student, torch.randn(8, 10, dtype=torch.float64), mask=torch.zeros(8, dtype=torch.bool))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.all(student.grad == 0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_kd_loss_gradcheck(generator, masked):
+    student, teacher = torch.randn(2, 6, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    mask = torch.tensor([True, False, True, True, False, True]) if masked else None
+    assert torch.autograd.gradcheck(lambda s, t: kd_loss(s, t, 2.0, mask), (student, teacher))
+
+
+# ---- similarity preserving and RKD ----
+
+
+def test_similarity_preserving_matches_hand_computation(generator):
+    student = torch.randn(6, 2, 3, generator=generator, dtype=torch.float64)  # flattened to [6, 6]
+    teacher = torch.randn(6, 11, generator=generator, dtype=torch.float64)
+
+    def row_normalized_similarity(x):
+        rows = x.reshape(len(x), -1).numpy()
+        similarity = np.array([[np.dot(rows[i], rows[j]) for j in range(len(rows))] for i in range(len(rows))])
+        return np.stack([row / np.linalg.norm(row) for row in similarity])
+
+    difference = row_normalized_similarity(student) - row_normalized_similarity(teacher)
+    expected = sum(d**2 for d in difference.flat) / 6**2
+    assert similarity_preserving_loss(student, teacher).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_rkd_losses_match_loop_reference(generator):
+    student = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(6, 9, generator=generator, dtype=torch.float64) * 5
+    assert rkd_distance_loss(student, teacher).item() == pytest.approx(reference_rkd_distance(student, teacher), rel=1e-9)
+    assert rkd_angle_loss(student, teacher).item() == pytest.approx(reference_rkd_angle(student, teacher), rel=1e-9)
+
+
+@pytest.mark.parametrize("loss_fn", [rkd_distance_loss, rkd_angle_loss, similarity_preserving_loss])
+def test_relational_losses_are_zero_when_student_equals_teacher(generator, loss_fn):
+    embeddings = torch.randn(7, 5, generator=generator, dtype=torch.float64)
+    assert loss_fn(embeddings, embeddings.clone()).item() == 0.0
+
+
+@pytest.mark.parametrize("scale", [0.01, 3.0, 250.0])
+def test_rkd_distance_is_invariant_to_uniform_scaling(generator, scale):
+    student = torch.randn(7, 5, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(7, 8, generator=generator, dtype=torch.float64)
+    reference = rkd_distance_loss(student, teacher)
+    assert reference > 0
+    torch.testing.assert_close(rkd_distance_loss(student * scale, teacher), reference)
+    torch.testing.assert_close(rkd_distance_loss(student, teacher * scale), reference)
+
+
+@pytest.mark.parametrize("scale", [0.01, 3.0, 250.0])
+def test_rkd_angle_is_invariant_to_scaling_and_translation(generator, scale):
+    student = torch.randn(7, 5, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(7, 8, generator=generator, dtype=torch.float64)
+    shift = torch.randn(5, generator=generator, dtype=torch.float64) * 10
+    reference = rkd_angle_loss(student, teacher)
+    assert reference > 0
+    torch.testing.assert_close(rkd_angle_loss(student * scale + shift, teacher), reference)
+
+
+def test_rkd_distance_on_a_single_sample_is_connected_zero(generator):
+    student = torch.randn(1, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    loss = rkd_distance_loss(student, torch.randn(1, 8, dtype=torch.float64))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.all(student.grad == 0)
+
+
+# ---- errors name the shapes at fault ----
+
+
+def features_of(*shape):
+    return torch.zeros(*shape)
+
+
+@pytest.mark.parametrize(
+    "call, expected_fragments",
+    [
+        (lambda: gram_matrix(features_of(4, 8)), ["(4, 8)"]),
+        (lambda: gram_matrix(features_of(4, 3, 8), torch.ones(4, 2, dtype=torch.bool)), ["(4, 2)", "(4, 3)"]),
+        (lambda: gram_matrix(features_of(4, 3, 8), torch.ones(4, 3)), ["bool"]),
+        (lambda: gram_loss(features_of(4, 3, 8), features_of(5, 3, 8)), ["(4, 3, 8)", "(5, 3, 8)"]),
+        (lambda: gram_loss(features_of(4, 3, 8), features_of(4, 2, 16)), ["(4, 3, 8)", "(4, 2, 16)"]),
+        (lambda: gram_loss(features_of(4, 3, 8), features_of(4, 3, 8), distance="l1"), ["'l1'", "mse", "smooth_l1"]),
+        (lambda: kd_loss(features_of(4, 10), features_of(4, 9)), ["(4, 10)", "(4, 9)"]),
+        (lambda: kd_loss(features_of(4, 10), features_of(4, 10), mask=torch.ones(5, dtype=torch.bool)), ["(5,)", "(4,)"]),
+        (lambda: kd_loss(features_of(4, 10), features_of(4, 10), temperature=0.0), ["temperature"]),
+        (lambda: similarity_preserving_loss(features_of(4, 8), features_of(6, 8)), ["(4, 8)", "(6, 8)"]),
+        (lambda: rkd_distance_loss(features_of(4, 8), features_of(3, 2, 2)), ["(4, 8)", "(3, 2, 2)"]),
+        (lambda: rkd_angle_loss(features_of(4), features_of(4, 8)), ["(4,)", "(4, 8)"]),
+    ],
+)
+def test_bad_input_raises_value_error_naming_it(call, expected_fragments):
+    with pytest.raises(ValueError) as error:
+        call()
+    for fragment in expected_fragments:
+        assert re.search(re.escape(fragment), str(error.value)), f"{fragment!r} not in {error.value}"
