@@ -3,7 +3,9 @@
 import sys
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from gramkd.config import available, config_dir
 from gramkd.errors import GramkdError
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command not in COMMANDS:
             raise GramkdError(f"unknown command '{command}'; choose one of: {', '.join(COMMANDS)} (see gramkd --help)")
-        check_experiments(overrides)
+        check_choices(overrides)
     except GramkdError as err:
         fail(err)
     run_hydra_app(command, overrides)
@@ -37,16 +39,17 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def check_experiments(overrides: list[str]) -> None:
-    """Refuse an unknown experiment up front, in one line that lists the choices."""
-    choices = available("experiment")
+def check_choices(overrides: list[str]) -> None:
+    """Refuse an unknown option of a config group (experiment=…, data=…) up front, in one line that lists the choices."""
     for override in overrides:
         key, _, value = override.partition("=")
-        if key.lstrip("+~") != "experiment" or not value:
-            continue
+        group = key.lstrip("+~").split("@")[0]
+        if not value or group == "hydra" or value[0] in "[{" or "(" in value or not (config_dir() / group).is_dir():
+            continue  # not a group choice, or a sweep expression (glob(…), choice(…), …) that Hydra expands
+        choices = available(group)
         for name in value.split(","):
-            if name not in choices:
-                raise GramkdError(f"unknown experiment '{name}'; choose one of: {', '.join(choices)}")
+            if name not in choices and name != "null":
+                raise GramkdError(f"unknown {group} '{name}'; choose one of: {', '.join(choices)}")
 
 
 def run_hydra_app(command: str, overrides: list[str]) -> None:
@@ -62,12 +65,26 @@ def run_hydra_app(command: str, overrides: list[str]) -> None:
             return task(cfg)
         except GramkdError as err:
             fail(err)
+        except InstantiationException as err:  # hydra's instantiate wraps what a constructor raised
+            cause = user_error(err)
+            if cause is None:
+                raise
+            fail(cause)
+        except MissingMandatoryValue as err:
+            fail(GramkdError(f"{err.full_key} is required: pass {err.full_key}=VALUE"))
 
     sys.argv = [full_argv[0], *overrides]  # Hydra parses sys.argv
     try:
         app()
     finally:
         sys.argv = full_argv
+
+
+def user_error(err: BaseException) -> GramkdError | None:
+    """The GramkdError behind an exception (following `raise … from`), if there is one."""
+    while err is not None and not isinstance(err, GramkdError):
+        err = err.__cause__
+    return err
 
 
 def fail(err: GramkdError) -> None:

@@ -5,6 +5,9 @@ from rich.console import Console
 from rich.table import Table
 
 
+TABLE_COLUMNS = ("acc", "f1", "auroc", "loss", "agreement", "gram_mse")
+
+
 def write_metrics(path: Path, metrics: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(sorted(metrics.items())), indent=2) + "\n")
@@ -13,8 +16,8 @@ def write_metrics(path: Path, metrics: dict) -> None:
 def print_metrics(title: str, metrics: dict) -> None:
     """The final figures of a run as a console table, one row per split."""
     order = {"train": 0, "val": 1, "test": 2}
-    splits = sorted({k.split("/")[0] for k in metrics if "/" in k}, key=lambda s: (order.get(s, 3), s))
-    names = sorted({k.split("/", 1)[1] for k in metrics if "/" in k})
+    splits = sorted({k.split("/")[0] for k in metrics if k.split("/")[-1] in TABLE_COLUMNS}, key=lambda s: (order.get(s, 3), s))
+    names = [n for n in TABLE_COLUMNS if any(k.endswith(f"/{n}") for k in metrics)]
     table = Table(title=title)
     table.add_column("split")
     for name in names:
@@ -31,3 +34,15 @@ def _fmt(value) -> str:
     if value is None:
         return "-"
     return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
+def print_comparison(runs: dict[str, dict]) -> None:
+    """Runs side by side (one column each) on the figures they share, test split first."""
+    keys = [k for k in ("test/acc", "test/f1", "test/agreement", "test/gram_mse", "val/acc", "params") if any(k in m for m in runs.values())]
+    table = Table(title="side by side")
+    table.add_column("metric")
+    for name in runs:
+        table.add_column(name, justify="right")
+    for key in keys:
+        table.add_row(key, *[_fmt(m.get(key)) for m in runs.values()])
+    Console().print(table)

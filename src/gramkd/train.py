@@ -6,52 +6,96 @@ from pathlib import Path
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gramkd.checkpoints import load_checkpoint, net_state_dict
+from gramkd.config import compose
+from gramkd.errors import GramkdError
 from gramkd.modules import ClassifierModule
 from gramkd.nets import MultimodalNet
-from gramkd.reporting import print_metrics, write_metrics
+from gramkd.reporting import print_comparison, print_metrics, write_metrics
+from gramkd.run_cache import cached_fit
+from gramkd.teacher import provide_teacher
 
 
 def fit(cfg: DictConfig) -> float | None:
-    """Train `cfg.net` on `cfg.data` with `cfg.module`; returns `cfg.optimized_metric` for sweepers."""
-    started = time.perf_counter()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    net = build_net(cfg.net, datamodule)
-    module = instantiate(cfg.module, net=net)
-    module.run_config = {"data": OmegaConf.to_container(cfg.data, resolve=True)}
-    trainer = build_trainer(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.test_after_fit:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
-    metrics.update(params=net.num_parameters, wall_time_s=time.perf_counter() - started)
+    """`gramkd fit`: train (or distil) and test; returns `cfg.optimized_metric` for sweepers."""
+    references = reference_runs(cfg)
+    metrics, _, trainer = train_and_test(cfg, references)
     if trainer.is_global_zero:
         write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         print_metrics(f"{cfg.name} (seed {cfg.seed})", metrics)
+        if references:
+            print_comparison({**references, cfg.name: metrics})
     return metrics.get(cfg.optimized_metric)
 
 
+def train_and_test(cfg: DictConfig, references: dict | None = None) -> tuple[dict, L.LightningModule, L.Trainer]:
+    """Build everything from `cfg`, fit, test the best checkpoint; (metrics, module, trainer)."""
+    started = time.perf_counter()
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()  # bad data fails here, in one line, before any trainer output
+    module, terms = build_module(cfg, datamodule, references if references is not None else {})
+    trainer = build_trainer(cfg, extra_callbacks=terms)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = final_metrics(trainer)
+    if cfg.test_after_fit:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
+        metrics.update({k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")})
+    metrics.update(params=module.net.num_parameters, wall_time_s=time.perf_counter() - started)
+    return metrics, module, trainer
+
+
+def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.LightningModule, list]:
+    """The LightningModule (and its distillation terms); a teacher, if any, is provided first."""
+    teacher = None
+    if cfg.get("teacher"):
+        teacher, references["teacher"] = provide_teacher(cfg, datamodule, build_net)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # the student's init must not depend on cache hits
+    net = build_net(cfg.net, datamodule)
+    extra = {"teacher": teacher} if teacher is not None else {}
+    module = instantiate(cfg.module, net=net, **extra)
+    module.run_config = {"data": OmegaConf.to_container(cfg.data, resolve=True)}
+    terms = [instantiate(term) for term in (cfg.get("distill") or {}).values() if term is not None]
+    if terms and teacher is None:
+        raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
+    return module, terms
+
+
+def reference_runs(cfg: DictConfig) -> dict[str, dict]:
+    """Metrics of the experiments in `compare_with`, on the same data and seed, cached."""
+    runs = {}
+    for experiment in cfg.get("compare_with") or []:
+        reference = compose("fit", [f"experiment={experiment}", f"seed={cfg.seed}"])
+        with open_dict(reference):
+            reference.data, reference.paths = cfg.data, cfg.paths
+            reference.trainer.accelerator = cfg.trainer.accelerator
+        runs[experiment] = cached_fit(reference, cfg.paths.cache_dir, experiment).metrics
+    return runs
+
+
 def test(cfg: DictConfig) -> dict:
-    """Evaluate the net of a gramkd checkpoint on the test split of the data it was trained on."""
+    """`gramkd test`: evaluate a checkpoint's net on the test split of the data it was trained on."""
     checkpoint = load_checkpoint(cfg.ckpt_path)
     saved = checkpoint["gramkd"]
-    data_cfg = OmegaConf.merge(saved["data"], cfg.data)
-    datamodule = instantiate(data_cfg)
+    datamodule = instantiate(OmegaConf.merge(saved["data"], cfg.data))
+    datamodule.setup()
     net = MultimodalNet(**saved["net"])
     net.load_state_dict(net_state_dict(checkpoint, cfg.ckpt_path))
     module = ClassifierModule(net, optimizer=None)
     trainer = build_trainer(cfg)
     trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = final_metrics(trainer)
     if trainer.is_global_zero:
         write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         print_metrics(f"test of {cfg.ckpt_path}", metrics)
     return metrics
+
+
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The epoch-level figures Lightning holds at the end (per-step duplicates dropped)."""
+    return {k.removesuffix("_epoch"): float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
 
 
 def build_net(net_cfg: DictConfig, datamodule) -> MultimodalNet:
@@ -59,12 +103,12 @@ def build_net(net_cfg: DictConfig, datamodule) -> MultimodalNet:
     return instantiate(net_cfg, modalities=datamodule.modalities, num_classes=datamodule.num_classes, _convert_="all")
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
+def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks + list(extra_callbacks or []), logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return trainer

@@ -26,6 +26,7 @@ class MFeatDataModule(PairedMultimodalDataModule):
         super().__init__(**kwargs)
         self.views = select_modalities(MFEAT_VIEWS, views, "UCI Multiple Features")
         self.root = root
+        self.folder = self._find_folder()  # fail before a Trainer is built, in one line
 
     @property
     def modalities(self) -> dict[str, tuple[int, ...]]:
@@ -36,7 +37,7 @@ class MFeatDataModule(PairedMultimodalDataModule):
         return 10
 
     def load(self) -> PairedArrays:
-        folder = self._find_folder()
+        folder = self.folder
         features, labels = {}, None
         for view in self.views:
             x, y = _read_view(folder, view)

@@ -23,6 +23,8 @@ class PairedArrays:
 class PairedMultimodalDataModule(L.LightningDataModule):
     """Base for paired multimodal data: seeded stratified split, train-only standardisation, loaders.
 
+    `split_seed` fixes the split (keep it fixed across a sweep so that every job, and the teacher,
+    sees the same rows); `seed` drives the shuffling of training batches.
     Subclasses implement `load()` -> PairedArrays and `modalities` / `num_classes`, which must be
     known before `setup()` so that nets can be built to fit the data.
     Batches follow the gramkd contract: {"inputs", "present", "target", "index"}.
@@ -32,6 +34,7 @@ class PairedMultimodalDataModule(L.LightningDataModule):
         self,
         split: dict[str, float] | None = None,
         seed: int = 0,
+        split_seed: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -39,7 +42,7 @@ class PairedMultimodalDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.split_fractions = dict(split or {"train": 0.6, "val": 0.2, "test": 0.2})
-        self.seed = seed
+        self.seed, self.split_seed = seed, split_seed
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -67,7 +70,7 @@ class PairedMultimodalDataModule(L.LightningDataModule):
             return
         arrays = self.load()
         present = arrays.present or {m: np.ones(len(arrays.labels), bool) for m in arrays.features}
-        self.split_indices = stratified_split(arrays.labels, self.split_fractions, self.seed)
+        self.split_indices = stratified_split(arrays.labels, self.split_fractions, self.split_seed)
         features = {m: torch.as_tensor(x, dtype=torch.float32) for m, x in arrays.features.items()}
         present_t = {m: torch.as_tensor(p, dtype=torch.bool) for m, p in present.items()}
         if self.standardize:

@@ -1,3 +1,4 @@
 from gramkd.modules.classifier import ClassifierModule
+from gramkd.modules.distill import DistillModule
 
-__all__ = ["ClassifierModule"]
+__all__ = ["ClassifierModule", "DistillModule"]

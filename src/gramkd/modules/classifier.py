@@ -1,4 +1,6 @@
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -63,3 +65,11 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gramkd"] = {"net": self.net.config, **self.run_config}
+
+    def export_net(self, path: Path) -> None:
+        """Write the net alone, in checkpoint layout (`gramkd` + `net.*` weights), atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        torch.save({"gramkd": {"net": self.net.config, **self.run_config}, "state_dict": state}, partial)
+        os.replace(partial, path)

@@ -7,13 +7,15 @@ from torch import Tensor
 GRAM_DISTANCES = ("mse", "smooth_l1")
 
 
-def gram_matrix(features: Tensor, mask: Tensor | None = None, normalize: bool = True) -> Tensor:
+def gram_matrix(features: Tensor, mask: Tensor | None = None, normalize: bool = True, center: bool = False) -> Tensor:
     """Per-sample Gram matrix of the modality rows.
 
     Args:
         features: ``[B, M, D]``, one D-dimensional row per modality.
         mask: ``[B, M]`` bool, True where the modality is present; None means all present.
         normalize: L2-normalise each row first, so that the entries are cosine similarities.
+        center: first subtract each sample's mean over its present modality rows, so that a
+            component shared by all modalities does not dominate the Gram matrix.
 
     Returns:
         ``[B, M, M]`` with ``G[b, i, j] = <f[b, i], f[b, j]>``, and 0 wherever modality i or j
@@ -24,6 +26,8 @@ def gram_matrix(features: Tensor, mask: Tensor | None = None, normalize: bool = 
     if mask is not None:
         _check_mask(mask, features)
         features = torch.where(mask.unsqueeze(-1), features, 0.0)
+    if center:
+        features = _center(features, mask)
     if normalize:
         features = F.normalize(features, dim=-1)
     return features @ features.transpose(-1, -2)
@@ -36,6 +40,7 @@ def gram_loss(
     normalize: bool = True,
     exclude_diagonal: bool = False,
     distance: str = "mse",
+    center: bool = False,
 ) -> Tensor:
     """Mean distance between student and teacher Gram matrices over the present modality pairs.
 
@@ -47,6 +52,7 @@ def gram_loss(
         normalize: compare cosine Gram matrices (see :func:`gram_matrix`).
         exclude_diagonal: drop the pairs ``i == j``.
         distance: ``"mse"`` (squared difference) or ``"smooth_l1"`` (Huber, beta 1), elementwise.
+        center: subtract each sample's mean modality row first (see :func:`gram_matrix`).
 
     Returns:
         A scalar. With no present pair it is a zero that is still part of the autograd graph.
@@ -60,14 +66,22 @@ def gram_loss(
             "student and teacher features must agree in batch and modality sizes [B, M, ...]; "
             f"got student {tuple(student_features.shape)} and teacher {tuple(teacher_features.shape)}"
         )
-    student_gram = gram_matrix(student_features, mask, normalize)
-    teacher_gram = gram_matrix(teacher_features, mask, normalize)
+    student_gram = gram_matrix(student_features, mask, normalize, center)
+    teacher_gram = gram_matrix(teacher_features, mask, normalize, center)
     if distance == "mse":
         elementwise = (student_gram - teacher_gram).square()
     else:
         elementwise = F.smooth_l1_loss(student_gram, teacher_gram, reduction="none", beta=1.0)
     pairs = _present_pairs(mask, student_gram, exclude_diagonal)
     return torch.where(pairs, elementwise, 0.0).sum() / pairs.sum().clamp(min=1)
+
+
+def _center(features: Tensor, mask: Tensor | None) -> Tensor:
+    if mask is None:
+        return features - features.mean(dim=1, keepdim=True)
+    weights = mask.unsqueeze(-1).to(features.dtype)
+    mean = (features * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(mask.unsqueeze(-1), features - mean, 0.0)
 
 
 def _present_pairs(mask: Tensor | None, gram: Tensor, exclude_diagonal: bool) -> Tensor:

