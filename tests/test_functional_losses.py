@@ -332,3 +332,36 @@ def test_bad_input_raises_value_error_naming_it(call, expected_fragments):
         call()
     for fragment in expected_fragments:
         assert re.search(re.escape(fragment), str(error.value)), f"{fragment!r} not in {error.value}"
+
+
+# ---- centring: the mean modality row of each sample is removed first ----
+
+
+def reference_centered_gram(features, mask, normalize):
+    rows = features.detach().numpy().copy()
+    for b in range(rows.shape[0]):
+        present = [i for i in range(rows.shape[1]) if mask[b, i]]
+        if present:
+            mean = rows[b, present].mean(axis=0)
+            for i in present:
+                rows[b, i] = rows[b, i] - mean
+    with np.errstate(invalid="ignore"):  # a lone modality centres to the zero row: its cosine is 0
+        return np.nan_to_num(reference_gram(torch.from_numpy(rows), mask, normalize))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_centered_gram_matches_loop_reference(generator, normalize):
+    features, mask = random_features(generator), random_mask(generator)
+    expected = reference_centered_gram(features, mask, normalize)
+    np.testing.assert_allclose(gram_matrix(features, mask, normalize, center=True).numpy(), expected, atol=1e-10)
+
+
+def test_centering_ignores_a_component_shared_by_all_modalities(generator):
+    student, teacher = random_features(generator), random_features(generator, width=DS)
+    shared = torch.randn(B, 1, DS, generator=generator, dtype=torch.float64) * 10
+    mask = torch.ones(B, M, dtype=torch.bool)
+    plain = gram_loss(student, teacher, mask, center=True)
+    assert gram_loss(student + shared, teacher, mask, center=True) == pytest.approx(float(plain), abs=1e-12)
+    assert gram_loss(student + shared, teacher, mask, center=False) != pytest.approx(float(gram_loss(student, teacher, mask)))
+    student.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s: gram_loss(s, teacher, random_mask(torch.Generator().manual_seed(3)), center=True), (student,))

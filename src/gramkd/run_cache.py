@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -36,6 +36,22 @@ class CachedRun:
         return self.directory / RESULT_FILE
 
 
+def _train_into(cfg: DictConfig, final: Path) -> dict:
+    """Train in a private folder, then rename it to `final` (atomic: a complete run or none)."""
+    from gramkd.train import train_and_test  # the cache sits below the training entry point
+
+    partial = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    cfg = cfg.copy()
+    cfg.paths.output_dir = str(partial)
+    cfg.test_after_fit = True
+    metrics, module, _ = train_and_test(cfg)
+    module.export_net(partial / RESULT_FILE)
+    write_metrics(partial / "metrics.json", metrics)
+    os.replace(partial, final)
+    return metrics
+
+
 def run_key(cfg: DictConfig) -> str:
     """A short hash of the resolved config, less its cosmetic settings, plus gramkd's version."""
     cfg = cfg.copy()
@@ -52,24 +68,22 @@ def run_key(cfg: DictConfig) -> str:
 
 def cached_fit(cfg: DictConfig, cache_dir: str | Path, label: str) -> CachedRun:
     """Train `cfg` (a full `fit` config) unless an identical run is cached; return the run."""
-    from gramkd.train import train_and_test  # the cache sits below the training entry point
-
     root = Path(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{run_key(cfg)}"
     console = Console(stderr=True)
-    with FileLock(str(final) + ".lock"):
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        console.print(f"waiting for {label}: another job is training it -> {final}")
+        lock.acquire()
+    try:
         if (final / RESULT_FILE).is_file():
             console.print(f"[green]reusing cached {label}[/] from {final}")
             return CachedRun(final, json.loads((final / "metrics.json").read_text()), reused=True)
         console.print(f"[yellow]training {label}[/] (no cached run) -> {final}")
-        partial = root / f".{final.name}.partial-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        cfg = cfg.copy()
-        cfg.paths.output_dir = str(partial)
-        cfg.test_after_fit = True
-        metrics, module, _ = train_and_test(cfg)
-        module.export_net(partial / RESULT_FILE)
-        write_metrics(partial / "metrics.json", metrics)
-        os.replace(partial, final)  # atomic: readers see a complete run or none
+        metrics = _train_into(cfg, final)
+    finally:
+        lock.release()
     return CachedRun(final, metrics, reused=False)
