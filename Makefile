@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 fit: $(STAMP)
-	$(BIN)/gramkd fit experiment=mfeat/teacher
+	$(BIN)/gramkd fit experiment=mfeat/kd_gram
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest

