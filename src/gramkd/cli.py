@@ -54,15 +54,17 @@ def check_choices(overrides: list[str]) -> None:
 
 def run_hydra_app(command: str, overrides: list[str]) -> None:
     from gramkd import train  # heavy imports only once a command runs
+    from gramkd.ddp import isolated_ddp_job, relaunch_argv
 
     task = {"fit": train.fit, "test": train.test}[command]
     full_argv = [sys.argv[0], command, *overrides]
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
     def app(cfg: DictConfig):
-        sys.argv = full_argv  # Lightning's DDP relaunches sys.argv for the other ranks: keep the command in it
+        sys.argv = relaunch_argv(full_argv[0], command, overrides)  # what Lightning's DDP re-runs for other ranks
         try:
-            return task(cfg)
+            with isolated_ddp_job():
+                return task(cfg)
         except GramkdError as err:
             fail(err)
         except InstantiationException as err:  # hydra's instantiate wraps what a constructor raised

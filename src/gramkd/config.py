@@ -1,6 +1,9 @@
+import hashlib
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+DATA_SUFFIXES = (".npy", ".npz", ".safetensors")
 
 
 def config_dir() -> Path:
@@ -27,3 +30,19 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
         return hydra_compose(config_name=config_name, overrides=overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def files_fingerprint(folder: str | Path | None) -> str:
+    """A short hash of the names, sizes and modification times of the array files in `folder`.
+
+    `data=features` puts it in the data config (`${gramkd.fingerprint:${.path}}`), so a cached
+    teacher trained on other files under the same path is not reused. Reads no data.
+    """
+    path = Path(str(folder)).expanduser() if folder is not None else None
+    if path is None or not path.is_dir():
+        return "none"
+    entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.suffix in DATA_SUFFIXES and p.is_file())
+    return hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
+
+
+OmegaConf.register_new_resolver("gramkd.fingerprint", files_fingerprint, replace=True)

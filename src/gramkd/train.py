@@ -13,6 +13,7 @@ from gramkd.config import compose
 from gramkd.errors import GramkdError
 from gramkd.modules import ClassifierModule
 from gramkd.nets import MultimodalNet
+from gramkd.rank_agreement import SameConfigOnEveryRank, config_fingerprint
 from gramkd.reporting import print_comparison, print_metrics, write_metrics
 from gramkd.run_cache import cached_fit
 from gramkd.teacher import provide_teacher
@@ -108,7 +109,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks + list(extra_callbacks or []), logger=loggers or False)
+    callbacks += [SameConfigOnEveryRank(config_fingerprint(cfg)), *(extra_callbacks or [])]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return trainer

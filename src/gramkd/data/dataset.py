@@ -37,3 +37,43 @@ class PairedTensorDataset(Dataset):
 def as_batch(batch: dict) -> dict:
     """collate_fn for PairedTensorDataset: `__getitems__` already built the batch."""
     return batch
+
+
+class MappedPairedDataset(Dataset):
+    """Rows of paired modalities read from disk per batch and standardised on the fly.
+
+    `arrays` are DiskArray / InMemoryArray (gramkd.data.disk_array); `rows` are the source rows of
+    this split. A batch reads just its rows, in their source dtype, converts them to float32,
+    standardises them with the training statistics and zeroes absent rows, so nothing but
+    labels and masks (one value per row) stays in memory. Same batches as PairedTensorDataset;
+    the loader must use `as_batch` as its collate_fn.
+    """
+
+    def __init__(self, arrays: dict, present: dict, labels, rows, standardization: dict | None = None):
+        self.arrays, self.present, self.labels, self.rows = arrays, present, labels, rows
+        self.standardization = standardization or {}  # modality -> (mean, std) float32 numpy arrays
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        batch = self.__getitems__([i])
+        return {
+            "inputs": {m: x[0] for m, x in batch["inputs"].items()},
+            "present": {m: p[0] for m, p in batch["present"].items()},
+            "target": batch["target"][0],
+            "index": batch["index"][0],
+        }
+
+    def __getitems__(self, positions: list[int]) -> dict:
+        rows = self.rows[positions]
+        inputs, present = {}, {}
+        for m, array in self.arrays.items():
+            x = array.take(rows).astype("float32", copy=False)
+            if m in self.standardization:
+                mean, std = self.standardization[m]
+                x = (x - mean) / std
+            there = self.present[m][rows]
+            x[~there] = 0
+            inputs[m], present[m] = torch.from_numpy(x), torch.from_numpy(there)
+        return {"inputs": inputs, "present": present, "target": torch.from_numpy(self.labels[rows]), "index": torch.from_numpy(rows)}
