@@ -13,7 +13,7 @@ from gramkd.checkpoints import load_checkpoint, net_state_dict
 from gramkd.data import SyntheticDataModule
 from gramkd.distill import DistillationTerm, GramDistillation, KDDistillation, ModalitySpecificDistillation
 from gramkd.distill.functional import gram_loss
-from gramkd.distill.single_modality import single_modality_outputs
+from gramkd.nets.subsets import single_modality_outputs
 from gramkd.modules import DistillModule
 from gramkd.nets import MultimodalNet
 from gramkd.run_cache import RESULT_FILE

@@ -52,12 +52,12 @@ def _train_into(cfg: DictConfig, final: Path) -> dict:
     return metrics
 
 
-def run_key(cfg: DictConfig) -> str:
-    """A short hash of the resolved config, less its cosmetic settings, plus gramkd's version."""
+def run_key(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
+    """A short hash of the resolved config, less its cosmetic settings (and `ignore`), plus gramkd's version."""
     cfg = cfg.copy()
     cfg.paths.output_dir = "<run>"
     plain = OmegaConf.to_container(cfg, resolve=True)
-    for key in COSMETIC:
+    for key in (*COSMETIC, *ignore):
         plain.pop(key, None)
     for key in COSMETIC_TRAINER:
         plain.get("trainer", {}).pop(key, None)

@@ -14,6 +14,7 @@ from gramkd.errors import GramkdError
 from gramkd.modules import ClassifierModule
 from gramkd.nets import MultimodalNet
 from gramkd.rank_agreement import SameConfigOnEveryRank, config_fingerprint
+from gramkd.resume import mark_run, resume_run
 from gramkd.reporting import print_comparison, print_metrics, write_metrics
 from gramkd.run_cache import cached_fit
 from gramkd.teacher import provide_teacher
@@ -21,24 +22,35 @@ from gramkd.teacher import provide_teacher
 
 def fit(cfg: DictConfig) -> float | None:
     """`gramkd fit`: train (or distil) and test; returns `cfg.optimized_metric` for sweepers."""
+    ckpt_path = resume_run(cfg)
     references = reference_runs(cfg)
-    metrics, _, trainer = train_and_test(cfg, references)
+    mark_run(cfg)
+    metrics, _, trainer = train_and_test(cfg, references, ckpt_path)
     if trainer.is_global_zero:
         write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         print_metrics(f"{cfg.name} (seed {cfg.seed})", metrics)
         if references:
             print_comparison({**references, cfg.name: metrics})
+    finish_wandb()
     return metrics.get(cfg.optimized_metric)
 
 
-def train_and_test(cfg: DictConfig, references: dict | None = None) -> tuple[dict, L.LightningModule, L.Trainer]:
-    """Build everything from `cfg`, fit, test the best checkpoint; (metrics, module, trainer)."""
+def finish_wandb() -> None:
+    """Close this job's W&B run, so the next job of a sweep starts its own."""
+    import sys
+
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
+
+
+def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: str | None = None) -> tuple[dict, L.LightningModule, L.Trainer]:
+    """Build everything from `cfg`, fit (resuming from `ckpt_path`), test the best checkpoint."""
     started = time.perf_counter()
     datamodule = instantiate(cfg.data)
     datamodule.setup()  # bad data fails here, in one line, before any trainer output
     module, terms = build_module(cfg, datamodule, references if references is not None else {})
     trainer = build_trainer(cfg, extra_callbacks=terms)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = final_metrics(trainer)
     if cfg.test_after_fit:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -5,9 +5,10 @@ import torch
 
 from gramkd.distill.functional import gram_loss, gram_matrix
 from gramkd.distill.functional.gram import GRAM_DISTANCES
-from gramkd.distill.heatmap import gram_heatmap_figure, log_figure
+from gramkd.distill.heatmap import gram_heatmap_figure
 from gramkd.distill.step import DistillStep
 from gramkd.distill.term import DistillationTerm
+from gramkd.figures import log_figure
 
 SOURCES = ("modality_features", "modality_logits")
 NORMALIZATIONS = ("l2", "none")

@@ -1,12 +1,7 @@
-from pathlib import Path
+import torch
+from matplotlib.figure import Figure
 
-import lightning as L
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from gramkd.figures import plt
 
 
 def gram_heatmap_figure(teacher: torch.Tensor, student: torch.Tensor, names: list[str], title: str) -> Figure:
@@ -26,16 +21,3 @@ def gram_heatmap_figure(teacher: torch.Tensor, student: torch.Tensor, names: lis
     figure.colorbar(image, ax=axes, shrink=0.8)
     figure.suptitle(f"mean modality Gram matrix ({title})")
     return figure
-
-
-def log_figure(trainer: L.Trainer, key: str, figure: Figure, png: Path) -> None:
-    """Send a figure to every logger that takes pictures, and save it as a PNG in the run dir."""
-    png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png, dpi=100)
-    for logger in trainer.loggers:
-        kind = type(logger).__name__
-        if kind == "WandbLogger":
-            logger.log_image(key=key, images=[str(png)], step=trainer.global_step)
-        elif kind == "TensorBoardLogger":
-            logger.experiment.add_figure(key, figure, global_step=trainer.global_step)
-    plt.close(figure)

@@ -6,10 +6,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from gramkd.data.split import SPLITS
+from gramkd.figures import confusion_matrix_figure, log_figure
 from gramkd.modules.metrics import classification_metrics
 from gramkd.nets import MultimodalNet, MultimodalOutput
+from gramkd.nets.subsets import dropped_modality_outputs
 
 
 class ClassifierModule(L.LightningModule):
@@ -27,6 +30,8 @@ class ClassifierModule(L.LightningModule):
         self.scheduler_factory = scheduler
         num_classes = net.config["num_classes"]
         self.split_metrics = nn.ModuleDict({f"{s}_metrics": classification_metrics(num_classes, prefix=f"{s}/") for s in SPLITS})
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        self.robustness = nn.ModuleDict({f"drop_{m}": MulticlassAccuracy(num_classes, average="micro") for m in net.modality_names})
         self.run_config: dict = {}
 
     def forward(self, batch: dict) -> MultimodalOutput:
@@ -43,7 +48,30 @@ class ClassifierModule(L.LightningModule):
         self._evaluate("val", batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate("test", batch)
+        out = self._evaluate("test", batch)
+        self._test_extras(batch, out.logits)
+
+    def _test_extras(self, batch: dict, logits: torch.Tensor) -> None:
+        """The confusion matrix, and accuracy with each modality dropped in turn (robustness)."""
+        self.confusion(logits, batch["target"])
+        if len(self.net.modality_names) < 2:
+            return
+        dropped = dropped_modality_outputs(self.net, batch["inputs"], batch["present"]).logits  # [B, M, C]
+        for m, name in enumerate(self.net.modality_names):
+            self.robustness[f"drop_{name}"](dropped[:, m], batch["target"])
+
+    def on_test_epoch_end(self) -> None:
+        accuracies = {name: metric.compute() for name, metric in self.robustness.items()}
+        for name, accuracy in accuracies.items():
+            self.log(f"test/{name}/acc", accuracy)
+        if accuracies:
+            self.log("test/drop_mean/acc", torch.stack(list(accuracies.values())).mean())
+        matrix = self.confusion.compute().cpu()
+        for metric in (*self.robustness.values(), self.confusion):
+            metric.reset()
+        if self.trainer.is_global_zero:
+            figure = confusion_matrix_figure(matrix, f"test confusion matrix ({int(matrix.sum())} rows)")
+            log_figure(self.trainer, "test/confusion_matrix", figure, Path(self.trainer.default_root_dir) / "confusion_matrix.png")
 
     def _evaluate(self, split: str, batch: dict) -> MultimodalOutput:
         out = self(batch)

@@ -7,10 +7,11 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from gramkd.distill.functional import gram_loss
-from gramkd.distill.single_modality import single_modality_outputs
+from gramkd.distill.gram import GramDistillation
 from gramkd.distill.step import DistillStep
 from gramkd.modules.classifier import ClassifierModule
 from gramkd.nets import MultimodalNet, MultimodalOutput
+from gramkd.nets.subsets import single_modality_outputs
 
 
 class DistillModule(ClassifierModule):
@@ -99,16 +100,25 @@ class DistillModule(ClassifierModule):
         agreement = self.agreement[f"{split}_agreement"]
         agreement(step.student.logits, step.teacher.logits.argmax(-1))
         gram_mse = self.gram_mse[f"{split}_gram_mse"]
-        gram_mse(gram_loss(step.student.modality_features, step.teacher.modality_features, step.mask), len(target))
+        gram_mse(self.gram_distance(step), len(target))
         self.log(f"{split}/agreement", agreement, on_epoch=True)
         self.log(f"{split}/gram_mse", gram_mse, on_epoch=True)
         return step
+
+    def gram_distance(self, step: DistillStep) -> torch.Tensor:
+        """The Gram term's own loss when one is registered (same options), else the default one."""
+        gram_terms = [t for t in self.terms.values() if isinstance(t, GramDistillation)]
+        if gram_terms:
+            return gram_terms[0].loss(step).detach()
+        return gram_loss(step.student.modality_features, step.teacher.modality_features, step.mask)
 
     def validation_step(self, batch: dict, batch_idx: int) -> DistillStep:
         return self._evaluate("val", batch)
 
     def test_step(self, batch: dict, batch_idx: int) -> DistillStep:
-        return self._evaluate("test", batch)
+        step = self._evaluate("test", batch)
+        self._test_extras(batch, step.student.logits)
+        return step
 
 
 def _no_grad(fn, *args):
