@@ -70,3 +70,11 @@ def only_run_dir(log_dir: Path, name: str) -> Path:
     runs = sorted((log_dir / name / "runs").iterdir())
     assert len(runs) == 1, f"expected one run of {name}, found {runs}"
     return runs[0]
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_run_left_open():
+    """A test that instantiates a W&B logger must not leave its run active for the next test."""
+    yield
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()

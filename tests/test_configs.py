@@ -1,6 +1,7 @@
 """Every config file composes and instantiates: experiments and each option of each group."""
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -12,7 +13,7 @@ from gramkd.config import available, config_dir
 from gramkd.data import PairedMultimodalDataModule
 from gramkd.modules import ClassifierModule
 from gramkd.nets import MultimodalNet
-from gramkd.train import build_net, build_trainer
+from gramkd.train import build_net, build_trainer, selected_terms
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 GROUPS = ["data", "net", "trainer", "logger", "callbacks"]
@@ -26,6 +27,21 @@ def experiment_has_distill(name: str) -> bool:
 
 def needs_mfeat(cfg) -> bool:
     return "MFeat" in str(cfg.data.get("_target_", ""))
+
+
+@pytest.fixture(scope="module")
+def features_dir(tmp_path_factory):
+    """A small folder for data=features, whose data.path is required."""
+    folder = tmp_path_factory.mktemp("features")
+    rng = np.random.default_rng(0)
+    for name, dim in [("image", 6), ("text", 4)]:
+        np.save(folder / f"{name}.npy", rng.standard_normal((40, dim)).astype(np.float32))
+    np.save(folder / "labels.npy", np.arange(40) % 4)
+    return folder
+
+
+def data_path(uses_features: bool, features_dir) -> list[str]:
+    return [f"data.path={features_dir}"] if uses_features else []
 
 
 def instantiate_all(cfg):
@@ -44,8 +60,8 @@ def test_there_are_experiments_for_both_data_sets():
 
 
 @pytest.mark.parametrize("experiment", [e for e in available("experiment") if not experiment_has_distill(e)])
-def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path):
-    cfg = compose_fit([f"experiment={experiment}", *QUIET])
+def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path, features_dir):
+    cfg = compose_fit([f"experiment={experiment}", *data_path(experiment.startswith("features/"), features_dir), *QUIET])
     assert cfg.name == experiment  # names its run folder
     datamodule, net, module, trainer = instantiate_all(cfg)
     assert isinstance(datamodule, PairedMultimodalDataModule)
@@ -64,10 +80,10 @@ def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path)
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in available(g)])
-def test_group_option_composes_and_instantiates(group, option, compose_fit):
-    cfg = compose_fit([f"{group}={option}", *QUIET])
+def test_group_option_composes_and_instantiates(group, option, compose_fit, features_dir):
+    cfg = compose_fit([f"{group}={option}", *data_path((group, option) == ("data", "features"), features_dir), *QUIET])
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        assert option == "gpu"
+        assert option in ("gpu", "gpu_bf16", "ddp")
         return  # nothing to instantiate it on here
     instantiate_all(cfg)
 
@@ -121,15 +137,15 @@ def build_distillation(cfg):
     datamodule = instantiate(cfg.data)
     teacher = build_net(teacher_run_config(cfg).net, datamodule)
     module = instantiate(cfg.module, net=build_net(cfg.net, datamodule), teacher=teacher)
-    terms = [instantiate(t) for t in cfg.distill.values()]
+    terms = [instantiate(t) for t in selected_terms(cfg)]
     return module, teacher, terms
 
 
 @pytest.mark.parametrize("experiment", [e for e in available("experiment") if experiment_has_distill(e)])
-def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose_fit):
+def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose_fit, features_dir):
     from gramkd.modules import DistillModule
 
-    cfg = compose_fit([f"experiment={experiment}", *QUIET])
+    cfg = compose_fit([f"experiment={experiment}", *data_path(experiment.startswith("features/"), features_dir), *QUIET])
     module, teacher, terms = build_distillation(cfg)
     assert isinstance(module, DistillModule) and terms
     assert teacher.num_parameters >= 10 * module.net.num_parameters

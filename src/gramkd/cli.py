@@ -44,7 +44,7 @@ def check_choices(overrides: list[str]) -> None:
     for override in overrides:
         key, _, value = override.partition("=")
         group = key.lstrip("+~").split("@")[0]
-        if not value or group == "hydra" or value[0] in "[{" or "(" in value or not (config_dir() / group).is_dir():
+        if not value or group.startswith("hydra") or value[0] in "[{" or "(" in value or not (config_dir() / group).is_dir():
             continue  # not a group choice, or a sweep expression (glob(…), choice(…), …) that Hydra expands
         choices = available(group)
         for name in value.split(","):

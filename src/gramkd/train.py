@@ -1,5 +1,6 @@
 """The task behind each `gramkd` command: compose objects from the config, run them, report."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from gramkd.teacher import provide_teacher
 
 
 def fit(cfg: DictConfig) -> float | None:
-    """`gramkd fit`: train (or distil) and test; returns `cfg.optimized_metric` for sweepers."""
+    """`gramkd fit`: train (or distil) and test; returns the best `cfg.optimized_metric` for sweepers."""
     ckpt_path = resume_run(cfg)
     references = reference_runs(cfg)
     mark_run(cfg)
@@ -32,7 +33,7 @@ def fit(cfg: DictConfig) -> float | None:
         if references:
             print_comparison({**references, cfg.name: metrics})
     finish_wandb()
-    return metrics.get(cfg.optimized_metric)
+    return metrics.get(f"best/{cfg.optimized_metric}", metrics.get(cfg.optimized_metric))
 
 
 def finish_wandb() -> None:
@@ -52,6 +53,9 @@ def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: s
     trainer = build_trainer(cfg, extra_callbacks=terms)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = final_metrics(trainer)
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
     if cfg.test_after_fit:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
@@ -70,10 +74,22 @@ def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.Light
     extra = {"teacher": teacher} if teacher is not None else {}
     module = instantiate(cfg.module, net=net, **extra)
     module.run_config = {"data": OmegaConf.to_container(cfg.data, resolve=True)}
-    terms = [instantiate(term) for term in (cfg.get("distill") or {}).values() if term is not None]
+    terms = [instantiate(term) for term in selected_terms(cfg)]
     if terms and teacher is None:
         raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
     return module, terms
+
+
+def selected_terms(cfg: DictConfig) -> list[DictConfig]:
+    """The `distill` entries that are terms. An experiment may tune a term the user then leaves out
+    (`experiment=synthetic/kd_gram distill=kd`): its settings alone are skipped, with a note."""
+    terms = []
+    for name, term in (cfg.get("distill") or {}).items():
+        if term is not None and "_target_" in term:
+            terms.append(term)
+        elif term is not None:
+            print(f"gramkd: note: distill.{name} has settings but the {name} term is not selected; ignoring them", file=sys.stderr)
+    return terms
 
 
 def reference_runs(cfg: DictConfig) -> dict[str, dict]:

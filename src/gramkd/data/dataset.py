@@ -39,7 +39,7 @@ def as_batch(batch: dict) -> dict:
     return batch
 
 
-class MappedPairedDataset(Dataset):
+class DiskPairedDataset(Dataset):
     """Rows of paired modalities read from disk per batch and standardised on the fly.
 
     `arrays` are DiskArray / InMemoryArray (gramkd.data.disk_array); `rows` are the source rows of

@@ -133,11 +133,10 @@ def _checked(found: ModalityArray) -> ModalityArray:
 
 
 def _open_npy(file: Path) -> DiskArray:
-    mapped = np.load(file, mmap_mode="r", allow_pickle=False)  # reads the header and checks the size; touches no data
-    if not isinstance(mapped, np.memmap):
-        raise GramkdError(f"cannot read {file}: not a .npy array file; {HOW_TO_WRITE['.npy']}")
-    fortran = mapped.flags.f_contiguous and not mapped.flags.c_contiguous
-    return DiskArray(file, int(mapped.offset), mapped.dtype, tuple(mapped.shape), fortran)
+    with open(file, "rb") as raw:
+        array = _npy_header(file, raw, key=None)
+    _check_length(array, file.stat().st_size, file, None)
+    return array
 
 
 def _open_npz(file: Path) -> dict[str, DiskArray | InMemoryArray]:
@@ -156,7 +155,7 @@ def _open_npz(file: Path) -> dict[str, DiskArray | InMemoryArray]:
     return arrays
 
 
-def _stored_member(file: Path, raw, info: zipfile.ZipInfo, key: str) -> DiskArray | InMemoryArray:
+def _stored_member(file: Path, raw, info: zipfile.ZipInfo, key: str) -> DiskArray:
     raw.seek(info.header_offset)
     local = raw.read(30)  # the member's local header: name and extra-field lengths at bytes 26..29
     if len(local) < 30 or local[:4] != b"PK\x03\x04":
@@ -164,17 +163,31 @@ def _stored_member(file: Path, raw, info: zipfile.ZipInfo, key: str) -> DiskArra
     name_length, extra_length = struct.unpack("<HH", local[26:30])
     start = info.header_offset + 30 + name_length + extra_length
     raw.seek(start)
-    version = np.lib.format.read_magic(raw)
-    if version not in ((1, 0), (2, 0)):
-        return InMemoryArray(np.load(file, allow_pickle=False)[key])
-    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = reader(raw)
-    if dtype.hasobject:
-        raise GramkdError(f"{file} (key '{key}') holds Python objects; save numbers (numpy.savez with numeric arrays)")
-    array = DiskArray(file, raw.tell(), dtype, tuple(shape), bool(fortran))
-    if raw.tell() + array.nbytes > start + info.file_size:
-        raise GramkdError(f"cannot read {file} (key '{key}'): the array is cut short; {HOW_TO_WRITE['.npz']}")
+    array = _npy_header(file, raw, key)
+    _check_length(array, start + info.file_size, file, key)
     return array
+
+
+def _npy_header(file: Path, raw, key: str | None) -> DiskArray:
+    """The array that the .npy header at the stream's position describes; its data follows the header."""
+    version = np.lib.format.read_magic(raw)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(raw)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(raw)
+    else:
+        where = f"{file}" if key is None else f"{file} (key '{key}')"
+        raise GramkdError(f"cannot read {where}: .npy format version {version} is not supported; {HOW_TO_WRITE[file.suffix]}")
+    return DiskArray(file, raw.tell(), dtype, tuple(shape), bool(fortran) and len(shape) > 1)
+
+
+def _check_length(array: DiskArray, end: int, file: Path, key: str | None) -> None:
+    if array.offset + array.nbytes > end:
+        where = f"{file}" if key is None else f"{file} (key '{key}')"
+        raise GramkdError(
+            f"cannot read {where}: it is cut short ({end - array.offset} bytes of data where its header promises "
+            f"{array.nbytes}); {HOW_TO_WRITE[file.suffix]}"
+        )
 
 
 def _open_safetensors(file: Path) -> dict[str, DiskArray]:

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from gramkd.config import files_fingerprint
-from gramkd.data.dataset import MappedPairedDataset
+from gramkd.data.dataset import DiskPairedDataset
 from gramkd.data.feature_checks import (
     check_labels,
     check_present_masks,
@@ -81,7 +81,7 @@ class FeaturesDataModule(PairedMultimodalDataModule):
                 self.standardization[m] = (torch.from_numpy(result.mean), torch.from_numpy(result.std))
         arrays = {m: self.folder.modalities[m].array for m in self.order}
         for name in SPLITS:
-            self.datasets[name] = MappedPairedDataset(arrays, self.present, self.labels, self.split_indices[name], stats)
+            self.datasets[name] = DiskPairedDataset(arrays, self.present, self.labels, self.split_indices[name], stats)
 
     def load(self) -> PairedArrays:
         """The whole data set as in-memory arrays, after the checks: for data that fits in memory."""
