@@ -57,10 +57,10 @@ def compose_fit(tmp_path):
     return compose_fit
 
 
-def run_gramkd(args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_gramkd(args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the console script as a user would: in `cwd`, logging under cwd/logs, wandb offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAMKD_", "HYDRA_")) and k != "PYTHONPATH"}
-    env.update(WANDB_MODE="offline", GRAMKD_LOG_DIR=str(cwd / "logs"))
+    env.update(WANDB_MODE="offline", GRAMKD_LOG_DIR=str(cwd / "logs"), **(extra_env or {}))
     env.setdefault("OMP_NUM_THREADS", "1")  # tiny nets: one thread is as fast, and spares a busy machine's cores
     return subprocess.run([str(executable), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

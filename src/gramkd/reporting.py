@@ -16,8 +16,9 @@ def write_metrics(path: Path, metrics: dict) -> None:
 def print_metrics(title: str, metrics: dict) -> None:
     """The final figures of a run as a console table, one row per split."""
     order = {"train": 0, "val": 1, "test": 2}
-    splits = sorted({k.split("/")[0] for k in metrics if k.split("/")[-1] in TABLE_COLUMNS}, key=lambda s: (order.get(s, 3), s))
-    names = [n for n in TABLE_COLUMNS if any(k.endswith(f"/{n}") for k in metrics)]
+    own = [k for k in metrics if k.count("/") == 1]  # "<split>/<figure>"; references and robustness have more parts
+    splits = sorted({k.split("/")[0] for k in own if k.split("/")[1] in TABLE_COLUMNS}, key=lambda s: (order.get(s, 3), s))
+    names = [n for n in TABLE_COLUMNS if any(k.endswith(f"/{n}") for k in own)]
     table = Table(title=title)
     table.add_column("split")
     for name in names:
@@ -26,7 +27,7 @@ def print_metrics(title: str, metrics: dict) -> None:
         table.add_row(split, *[_fmt(metrics.get(f"{split}/{n}")) for n in names])
     console = Console()
     console.print(table)
-    extras = {k: v for k, v in metrics.items() if "/" not in k}
+    extras = {k: v for k, v in metrics.items() if "/" not in k or k == "test/drop_mean/acc"}
     console.print("  ".join(f"{k}={_fmt(v)}" for k, v in extras.items()))
 
 

@@ -27,6 +27,8 @@ def fit(cfg: DictConfig) -> float | None:
     references = reference_runs(cfg)
     mark_run(cfg)
     metrics, _, trainer = train_and_test(cfg, references, ckpt_path)
+    for name, figures in references.items():  # the teacher's (and references') test figures, for reports
+        metrics.update({f"{name}/{k}": v for k, v in figures.items() if k.startswith("test/")})
     if trainer.is_global_zero:
         write_metrics(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         print_metrics(f"{cfg.name} (seed {cfg.seed})", metrics)

