@@ -13,6 +13,7 @@ from gramkd.checkpoints import load_checkpoint, net_state_dict
 from gramkd.data import SyntheticDataModule
 from gramkd.distill import DistillationTerm, GramDistillation, KDDistillation, ModalitySpecificDistillation
 from gramkd.distill.functional import gram_loss
+from gramkd.errors import GramkdError
 from gramkd.nets.subsets import single_modality_outputs
 from gramkd.modules import DistillModule
 from gramkd.nets import MultimodalNet
@@ -170,7 +171,7 @@ def test_gram_term_matches_the_functional_loss_on_the_step_outputs():
 def test_student_and_teacher_modalities_must_agree():
     student, _ = small_nets()
     _, teacher = small_nets({"a": (6,), "b": (4,)})
-    with pytest.raises(ValueError, match="differ from the teacher"):
+    with pytest.raises(GramkdError, match="differ from the teacher"):
         DistillModule(student, teacher, optimizer=torch.optim.SGD)
 
 

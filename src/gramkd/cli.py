@@ -1,6 +1,8 @@
 """`gramkd fit|test …`: a thin shell over Hydra apps whose configs ship inside the package."""
 
+import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.errors import InstantiationException
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         if command not in COMMANDS:
             raise GramkdError(f"unknown command '{command}'; choose one of: {', '.join(COMMANDS)} (see gramkd --help)")
         check_choices(overrides)
+        check_run_dir_is_new(overrides)
     except GramkdError as err:
         fail(err)
     run_hydra_app(command, overrides)
@@ -50,6 +53,19 @@ def check_choices(overrides: list[str]) -> None:
         for name in value.split(","):
             if name not in choices and name != "null":
                 raise GramkdError(f"unknown {group} '{name}'; choose one of: {', '.join(choices)}")
+
+
+def check_run_dir_is_new(overrides: list[str]) -> None:
+    """Refuse `hydra.run.dir=DIR` when DIR already holds a run: Hydra would write over its config
+    and logs. (Time-stamped run dirs are new by construction; DDP's own relaunch is let through.)"""
+    if "LOCAL_RANK" in os.environ:
+        return
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key == "hydra.run.dir" and value:
+            folder = Path(value.strip("'\""))
+            if (folder / "metrics.json").exists() or (folder / "checkpoints").exists() or (folder / ".hydra").exists():
+                raise GramkdError(f"{folder} already holds a run; pick another hydra.run.dir (or resume it with ckpt_path=last)")
 
 
 def run_hydra_app(command: str, overrides: list[str]) -> None:

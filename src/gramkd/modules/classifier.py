@@ -9,6 +9,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from gramkd.data.split import SPLITS
+from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
 from gramkd.modules.metrics import classification_metrics
 from gramkd.nets import MultimodalNet, MultimodalOutput
@@ -40,9 +41,24 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
         loss = F.cross_entropy(out.logits, batch["target"])
+        self.stop_if_not_finite({"ce": loss})
         self._log_metrics("train", out.logits, batch["target"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["target"]))
         return loss
+
+    def stop_if_not_finite(self, terms: dict[str, torch.Tensor]) -> None:
+        """Stop on a NaN/Inf loss term, naming it, after checkpointing the last good state (the
+        weights before this step: no update has used the bad value yet)."""
+        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        if not bad:
+            return
+        saved = Path(self.trainer.default_root_dir) / "checkpoints" / "last_good.ckpt"
+        self.trainer.save_checkpoint(saved)
+        value = float(terms[bad[0]].detach())
+        raise GramkdError(
+            f"training stopped at epoch {self.current_epoch}, step {self.global_step}: loss term '{bad[0]}' became {value}; "
+            f"the last good state is saved at {saved} (lower the learning rate or that term's weight, then resume from it)"
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("val", batch)

@@ -9,6 +9,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from gramkd.distill.functional import gram_loss
 from gramkd.distill.gram import GramDistillation
 from gramkd.distill.step import DistillStep
+from gramkd.errors import GramkdError
 from gramkd.modules.classifier import ClassifierModule
 from gramkd.nets import MultimodalNet, MultimodalOutput
 from gramkd.nets.subsets import single_modality_outputs
@@ -26,7 +27,7 @@ class DistillModule(ClassifierModule):
     def __init__(self, net: MultimodalNet, teacher: MultimodalNet, optimizer: Callable, scheduler: Callable | None = None, alpha: float = 1.0):
         super().__init__(net, optimizer, scheduler)
         if list(teacher.modality_names) != list(net.modality_names):
-            raise ValueError(f"student modalities {net.modality_names} differ from the teacher's {teacher.modality_names}")
+            raise GramkdError(f"the student's modalities {net.modality_names} differ from the teacher's {teacher.modality_names}")
         self.__dict__["teacher"] = teacher.requires_grad_(False).eval()  # unregistered: no state_dict, no optimiser, no DDP
         self.alpha = alpha
         self.terms: dict[str, object] = {}
@@ -87,6 +88,7 @@ class DistillModule(ClassifierModule):
             total = total + term.weight_at(self.current_epoch) * value
             logged[f"train/{name}"] = value
             logged[f"weight/{name}"] = torch.tensor(term.weight_at(self.current_epoch))
+        self.stop_if_not_finite({"ce": ce, **{name: logged[f"train/{name}"] for name in self.terms}})
         logged["train/loss"] = total
         self.log_dict(logged, on_step=True, on_epoch=True, batch_size=size)
         self._log_metrics("train", step.student.logits, batch["target"])
