@@ -40,8 +40,6 @@ def fit(cfg: DictConfig) -> float | None:
 
 def finish_wandb() -> None:
     """Close this job's W&B run, so the next job of a sweep starts its own."""
-    import sys
-
     if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
         sys.modules["wandb"].finish()
 
@@ -59,7 +57,7 @@ def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: s
     if checkpoint is not None and checkpoint.best_model_score is not None:
         metrics[f"best/{checkpoint.monitor}"] = float(checkpoint.best_model_score)
     if cfg.test_after_fit:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = checkpoint.best_model_path if checkpoint is not None else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         metrics.update({k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")})
     metrics.update(params=module.net.num_parameters, wall_time_s=time.perf_counter() - started)
