@@ -30,6 +30,10 @@ class PairedMultimodalDataModule(L.LightningDataModule):
     Batches follow the gramkd contract: {"inputs", "present", "target", "index"}.
     """
 
+    # True for a data module whose training rows differ between epochs (random augmentation):
+    # then the teacher's outputs cannot be cached per row.
+    random_augmentation = False
+
     def __init__(
         self,
         split: dict[str, float] | None = None,
@@ -63,6 +67,11 @@ class PairedMultimodalDataModule(L.LightningDataModule):
 
     def load(self) -> PairedArrays:
         raise NotImplementedError
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the whole data set (the batch's `index` runs below it); known after setup()."""
+        return int(max(idx.max() for idx in self.split_indices.values() if len(idx)) + 1)
 
     # -- shared machinery ---------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

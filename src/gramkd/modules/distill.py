@@ -9,10 +9,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from gramkd.distill.functional import gram_loss
 from gramkd.distill.gram import GramDistillation
 from gramkd.distill.step import DistillStep
+from gramkd.distill.teacher_cache import TeacherOutputCache, cache_key
 from gramkd.errors import GramkdError
 from gramkd.modules.classifier import ClassifierModule
 from gramkd.nets import MultimodalNet, MultimodalOutput
 from gramkd.nets.subsets import single_modality_outputs
+
+TEACHER_CACHE_MODES = ("memory", "disk", "off")
 
 
 class DistillModule(ClassifierModule):
@@ -24,8 +27,21 @@ class DistillModule(ClassifierModule):
     checkpoints: a checkpoint holds the student (`net.*`) and whatever the terms learn.
     """
 
-    def __init__(self, net: MultimodalNet, teacher: MultimodalNet, optimizer: Callable, scheduler: Callable | None = None, alpha: float = 1.0):
+    def __init__(
+        self,
+        net: MultimodalNet,
+        teacher: MultimodalNet,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        alpha: float = 1.0,
+        teacher_cache: str = "memory",
+        teacher_cache_dir: str | None = None,
+    ):
         super().__init__(net, optimizer, scheduler)
+        if teacher_cache not in TEACHER_CACHE_MODES:
+            raise GramkdError(f"module.teacher_cache={teacher_cache!r} is not one of {', '.join(TEACHER_CACHE_MODES)}")
+        self.teacher_cache_mode, self.teacher_cache_dir = teacher_cache, teacher_cache_dir
+        self.teacher_cache: TeacherOutputCache | None = None
         if list(teacher.modality_names) != list(net.modality_names):
             raise GramkdError(f"the student's modalities {net.modality_names} differ from the teacher's {teacher.modality_names}")
         self.__dict__["teacher"] = teacher.requires_grad_(False).eval()  # unregistered: no state_dict, no optimiser, no DDP
@@ -60,9 +76,32 @@ class DistillModule(ClassifierModule):
         self.teacher.eval()
         return self
 
-    @torch.no_grad()
-    def teacher_outputs(self, batch: dict) -> MultimodalOutput:
-        return self.teacher(batch["inputs"], batch["present"])
+    def setup(self, stage: str) -> None:
+        if self.teacher_cache_mode == "off" or self.teacher_cache is not None:
+            return
+        data = self.trainer.datamodule
+        if getattr(data, "random_augmentation", False):
+            raise GramkdError("the data module declares random augmentation, so the teacher's outputs change every epoch: set module.teacher_cache=off")
+        folder = self.teacher_cache_dir if self.teacher_cache_mode == "disk" else None
+        self.teacher_cache = TeacherOutputCache(data.num_rows, cache_key(self.teacher, self.run_config.get("data", {})), folder)
+
+    def on_train_epoch_end(self) -> None:
+        if self.teacher_cache is not None:
+            self.teacher_cache.flush()
+
+    def teacher_outputs(self, batch: dict, kind: str = "full") -> MultimodalOutput:
+        """The teacher's outputs (`full`, or `single`: one modality at a time), cached per row."""
+        inputs, present = batch["inputs"], batch["present"]
+
+        @torch.no_grad()
+        def compute() -> MultimodalOutput:
+            if kind == "single":
+                return single_modality_outputs(self.teacher, inputs, present)
+            return self.teacher(inputs, present)
+
+        if self.teacher_cache is None:
+            return compute()
+        return self.teacher_cache.get_or_compute(kind, batch["index"], compute)
 
     def distill_step(self, batch: dict) -> DistillStep:
         inputs, present = batch["inputs"], batch["present"]
@@ -72,7 +111,7 @@ class DistillModule(ClassifierModule):
             teacher=self.teacher_outputs(batch),
             _single_fns={
                 "student": lambda: single_modality_outputs(self.net, inputs, present),
-                "teacher": lambda: _no_grad(single_modality_outputs, self.teacher, inputs, present),
+                "teacher": lambda: self.teacher_outputs(batch, "single"),
             },
         )
 
@@ -122,7 +161,3 @@ class DistillModule(ClassifierModule):
         self._test_extras(batch, step.student.logits)
         return step
 
-
-def _no_grad(fn, *args):
-    with torch.no_grad():
-        return fn(*args)
