@@ -39,7 +39,7 @@ def _fmt(value) -> str:
 
 def print_comparison(runs: dict[str, dict]) -> None:
     """Runs side by side (one column each) on the figures they share, test split first."""
-    keys = [k for k in ("test/acc", "test/f1", "test/agreement", "test/gram_mse", "val/acc", "params") if any(k in m for m in runs.values())]
+    keys = [k for k in ("test/acc", "test/f1", "test/agreement", "test/gram_mse", "test/drop_mean/acc", "val/acc", "params") if any(k in m for m in runs.values())]
     table = Table(title="side by side")
     table.add_column("metric")
     for name in runs:

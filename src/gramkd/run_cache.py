@@ -71,7 +71,7 @@ def cached_fit(cfg: DictConfig, cache_dir: str | Path, label: str) -> CachedRun:
     root = Path(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{run_key(cfg)}"
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     lock = FileLock(str(final) + ".lock")
     try:
         lock.acquire(timeout=0)
