@@ -73,11 +73,21 @@ def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.Light
     net = build_net(cfg.net, datamodule)
     extra = {"teacher": teacher} if teacher is not None else {}
     module = instantiate(cfg.module, net=net, **extra)
-    module.run_config = {"data": OmegaConf.to_container(cfg.data, resolve=True)}
+    module.run_config = {"data": portable_data_config(cfg.data)}
     terms = [instantiate(term) for term in selected_terms(cfg)]
     if terms and teacher is None:
         raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
     return module, terms
+
+
+def portable_data_config(data_cfg: DictConfig) -> dict:
+    """The resolved data config for checkpoints, with folders made absolute so that `gramkd test`
+    finds the data from any working directory."""
+    plain = OmegaConf.to_container(data_cfg, resolve=True)
+    for key in ("path", "root"):
+        if isinstance(plain.get(key), str):
+            plain[key] = str(Path(plain[key]).expanduser().resolve())
+    return plain
 
 
 def selected_terms(cfg: DictConfig) -> list[DictConfig]:
