@@ -98,7 +98,7 @@ class ClassifierModule(L.LightningModule):
 
     def _log_metrics(self, split: str, logits: torch.Tensor, target: torch.Tensor) -> None:
         metrics = self.split_metrics[f"{split}_metrics"]  # a bare "train" key would shadow nn.Module.train
-        metrics(logits, target)
+        metrics.update(logits, target)  # epoch values only: no per-batch compute
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
 
     def configure_optimizers(self):

@@ -139,9 +139,9 @@ class DistillModule(ClassifierModule):
         self.log(f"{split}/loss", F.cross_entropy(step.student.logits, target), batch_size=len(target), sync_dist=True)
         self._log_metrics(split, step.student.logits, target)
         agreement = self.agreement[f"{split}_agreement"]
-        agreement(step.student.logits, step.teacher.logits.argmax(-1))
+        agreement.update(step.student.logits, step.teacher.logits.argmax(-1))
         gram_mse = self.gram_mse[f"{split}_gram_mse"]
-        gram_mse(self.gram_distance(step), len(target))
+        gram_mse.update(self.gram_distance(step), len(target))
         self.log(f"{split}/agreement", agreement, on_epoch=True)
         self.log(f"{split}/gram_mse", gram_mse, on_epoch=True)
         return step
