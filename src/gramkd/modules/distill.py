@@ -85,6 +85,10 @@ class DistillModule(ClassifierModule):
         folder = self.teacher_cache_dir if self.teacher_cache_mode == "disk" else None
         self.teacher_cache = TeacherOutputCache(data.num_rows, cache_key(self.teacher, self.run_config.get("data", {})), folder)
 
+    def on_train_epoch_start(self) -> None:
+        for name, term in self.terms.items():  # constant within an epoch: logged once, not every step
+            self.log(f"weight/{name}", float(term.weight_at(self.current_epoch)), on_step=False, on_epoch=True)
+
     def on_train_epoch_end(self) -> None:
         if self.teacher_cache is not None:
             self.teacher_cache.flush()
@@ -126,7 +130,6 @@ class DistillModule(ClassifierModule):
             value = term.loss(step)
             total = total + term.weight_at(self.current_epoch) * value
             logged[f"train/{name}"] = value
-            logged[f"weight/{name}"] = torch.tensor(term.weight_at(self.current_epoch))
         self.stop_if_not_finite({"ce": ce, **{name: logged[f"train/{name}"] for name in self.terms}})
         logged["train/loss"] = total
         self.log_dict(logged, on_step=True, on_epoch=True, batch_size=size)
