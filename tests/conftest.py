@@ -1,11 +1,14 @@
 """Shared helpers: compose the real configs as `gramkd` does, and run the `gramkd` console script."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -78,3 +81,31 @@ def no_wandb_run_left_open():
     yield
     if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
         sys.modules["wandb"].finish()
+
+
+# ---- fabricated sweep jobs, as Hydra and `gramkd fit` write them (for `gramkd report`) ---------
+
+FABRICATED_MODALITIES = ["fou", "pix", "mor"]
+FABRICATED_FIGURES = [
+    "test/acc", "test/f1", "test/agreement", "test/gram_mse", "test/drop_mean/acc",
+    *[f"test/drop_{m}/acc" for m in FABRICATED_MODALITIES], "wall_time_s",
+]
+FABRICATED_TEACHER = {"test/acc": 0.97, "test/f1": 0.965, "test/drop_fou/acc": 0.96, "test/drop_pix/acc": 0.9, "test/drop_mor/acc": 0.95, "test/drop_mean/acc": 0.9367}
+
+
+def fabricated_metrics(rng: np.random.Generator) -> dict:
+    """A job's metrics.json: random student figures, the (fixed) teacher's figures."""
+    metrics = {figure: float(rng.uniform(0.5, 0.95)) for figure in FABRICATED_FIGURES}
+    metrics["wall_time_s"] = float(rng.uniform(5, 30))
+    metrics["params"] = 6002
+    metrics.update({f"teacher/{k}": v for k, v in FABRICATED_TEACHER.items()})
+    return metrics
+
+
+def write_job(folder: Path, overrides: list[str], config: dict, metrics: dict | None) -> None:
+    """A job folder: .hydra/config.yaml and overrides.yaml, and metrics.json unless None (failed)."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))

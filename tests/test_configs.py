@@ -125,6 +125,7 @@ DISTILL_TERMS = {
     "sp": {"sp"},
     "rkd": {"rkd"},
     "kd_gram": {"kd", "gram"},
+    "gram_logits": {"gram"},
 }
 
 
@@ -150,7 +151,10 @@ def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose
     assert isinstance(module, DistillModule) and terms
     assert teacher.num_parameters >= 10 * module.net.num_parameters
     assert cfg.teacher.experiment.endswith("/teacher") and cfg.teacher.experiment.split("/")[0] == experiment.split("/")[0]
-    assert list(cfg.compare_with) == [f"{experiment.split('/')[0]}/student_scratch"]
+    if experiment.endswith("/ablation"):
+        assert list(cfg.compare_with) == []  # the scratch student is one of the sweep's methods
+    else:
+        assert list(cfg.compare_with) == [f"{experiment.split('/')[0]}/student_scratch"]
 
 
 @pytest.mark.parametrize("option", sorted(DISTILL_TERMS))
@@ -164,3 +168,34 @@ def test_distill_options_compose_as_a_list_and_override(compose_fit):
     cfg = compose_fit(["experiment=synthetic/kd_gram", "distill=[kd,msd,sp]", "distill.msd.weight=0.25", *QUIET])
     _, _, terms = build_distillation(cfg)
     assert {t.name: t.weight for t in terms} == {"kd": 1.0, "msd": 0.25, "sp": cfg.distill.sp.weight}
+
+
+ABLATION_METHODS = ["none", "kd", "msd", "gram", "kd_gram", "sp", "rkd", "gram_logits"]
+
+
+@pytest.mark.parametrize("data", ["mfeat", "synthetic"])
+def test_ablation_sweeps_every_method_over_five_seeds(data, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("fit", overrides=[f"experiment={data}/ablation"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"  # a sweep with or without -m
+    assert cfg.hydra.sweeper.params.distill.split(",") == ABLATION_METHODS
+    assert cfg.hydra.sweeper.params.seed == "range(0,5)"
+
+
+@pytest.mark.parametrize("data", ["mfeat", "synthetic"])
+@pytest.mark.parametrize("method", ABLATION_METHODS)
+def test_ablation_jobs_share_the_tuned_settings_of_kd_gram(data, method, compose_fit):
+    job = compose_fit([f"experiment={data}/ablation", f"distill={method}", *QUIET])
+    tuned = compose_fit([f"experiment={data}/kd_gram", *QUIET])
+    assert job.module._target_ == "gramkd.modules.DistillModule" and job.teacher == tuned.teacher
+    assert (job.data, job.net, job.module.optimizer, job.trainer.max_epochs) == (tuned.data, tuned.net, tuned.module.optimizer, tuned.trainer.max_epochs)
+    module, _, terms = build_distillation(job)
+    assert {t.name for t in terms} == DISTILL_TERMS[method]
+    for term in terms:
+        for key, value in (tuned.distill.get(term.name) or {}).items():
+            if key not in ("_target_", "source"):
+                assert getattr(term, key) == value, (term.name, key)
+        if term.name == "gram":
+            assert term.source == ("modality_logits" if method == "gram_logits" else "modality_features")

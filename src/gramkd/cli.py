@@ -1,5 +1,6 @@
 """`gramkd fit|test …`: a thin shell over Hydra apps whose configs ship inside the package."""
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from gramkd.errors import GramkdError
 COMMANDS = {
     "fit": "train a net, or distil a student: gramkd fit [experiment=NAME] [overrides…] [-m]",
     "test": "evaluate a checkpoint on the test split: gramkd test ckpt_path=FILE [overrides…]",
+    "report": "tables and a plot of sweeps, one row per method: gramkd report DIR [DIR …] [--out DIR]",
 }
 
 
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     command, *overrides = argv
+    if command == "report":
+        run_report(overrides)
+        return
     try:
         if command not in COMMANDS:
             raise GramkdError(f"unknown command '{command}'; choose one of: {', '.join(COMMANDS)} (see gramkd --help)")
@@ -34,9 +39,37 @@ def main(argv: list[str] | None = None) -> None:
     run_hydra_app(command, overrides)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one GramkdError line."""
+
+    def error(self, message: str):
+        raise GramkdError(f"{message} (see gramkd report --help)")
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="gramkd report",
+        description="Aggregate the jobs of one or more multirun folders (a job: a folder with .hydra/config.yaml; "
+        "finished: with metrics.json) into one row per method: results.md, results.csv and results.png.",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun folder, e.g. logs/mfeat/ablation/multiruns/<time>")
+    parser.add_argument("--out", metavar="DIR", default=None, help="where to write the three files (default: the first DIR)")
+    return parser
+
+
+def run_report(args: list[str]) -> None:
+    try:
+        parsed = report_parser().parse_args(args)
+        from gramkd.report import report
+
+        report(parsed.dirs, parsed.out)
+    except GramkdError as err:
+        fail(err)
+
+
 def usage() -> str:
     lines = ["usage: gramkd COMMAND [overrides…]", "", "commands:"]
-    lines += [f"  {name:<6}{text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
     lines += ["", "experiments (experiment=NAME):"] + [f"  {name}" for name in available("experiment")]
     lines += ["", "`gramkd fit --help` shows every config group and the composed config; `-m` runs a sweep."]
     return "\n".join(lines)

@@ -46,10 +46,10 @@ def finish_wandb() -> None:
 
 def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: str | None = None) -> tuple[dict, L.LightningModule, L.Trainer]:
     """Build everything from `cfg`, fit (resuming from `ckpt_path`), test the best checkpoint."""
-    started = time.perf_counter()
     datamodule = instantiate(cfg.data)
     datamodule.setup()  # bad data fails here, in one line, before any trainer output
     module, terms = build_module(cfg, datamodule, references if references is not None else {})
+    started = time.perf_counter()  # this run's own time, not that of a teacher it had to train first
     trainer = build_trainer(cfg, extra_callbacks=terms)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = final_metrics(trainer)
