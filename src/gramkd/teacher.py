@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, open_dict
 
+from gramkd.checkpoints import safe_load, without_net_prefix
 from gramkd.config import compose
-from gramkd.errors import GramkdError
+from gramkd.errors import GramkdError, first_line
 from gramkd.nets import MultimodalNet
 from gramkd.run_cache import CachedRun, cached_fit
 
@@ -34,18 +34,13 @@ def provide_teacher(cfg: DictConfig, datamodule, build_net) -> tuple[MultimodalN
 def load_teacher(path: str | Path, net: MultimodalNet) -> MultimodalNet:
     """Load a ClassifierModule checkpoint or a plain state_dict into `net` (weights_only=True)."""
     path = Path(path)
-    if not path.is_file():
-        raise GramkdError(f"teacher checkpoint {path} does not exist (teacher.ckpt_path); set it to null to train the teacher")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise GramkdError(f"cannot load teacher checkpoint {path} safely (weights_only=True): {_first_line(err)}") from None
+    checkpoint = safe_load(path, "teacher checkpoint", " (teacher.ckpt_path); set it to null to train the teacher")
     if not isinstance(checkpoint, dict):
         raise GramkdError(f"teacher checkpoint {path} is a {type(checkpoint).__name__}, not a state_dict or a gramkd checkpoint")
     _check_modalities(checkpoint, net, path)
     weights = checkpoint.get("state_dict", checkpoint)
     if any(k.startswith("net.") for k in weights):
-        weights = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
+        weights = without_net_prefix(weights)
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
@@ -61,9 +56,4 @@ def _check_modalities(checkpoint: dict, net: MultimodalNet, path: Path) -> None:
 
 def _mismatch(err: RuntimeError) -> str:
     details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
-    return "; ".join(details)[:400] or _first_line(err)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return "; ".join(details)[:400] or first_line(err)

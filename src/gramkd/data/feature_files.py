@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gramkd.data.disk_array import DiskArray, InMemoryArray
-from gramkd.errors import GramkdError
+from gramkd.errors import GramkdError, first_line
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".safetensors")
 LABELS, SPLIT, PRESENT_SUFFIX = "labels.npy", "split.npy", ".present.npy"
@@ -113,7 +113,7 @@ def _open_file(file: Path) -> list[ModalityArray]:
     except GramkdError:
         raise
     except Exception as err:  # corrupt or truncated file, or no permission
-        raise GramkdError(f"cannot read {file}: {_first_line(err)}; {HOW_TO_WRITE[file.suffix]}") from None
+        raise GramkdError(f"cannot read {file}: {first_line(err)}; {HOW_TO_WRITE[file.suffix]}") from None
     if not arrays:
         raise GramkdError(f"{file} holds no arrays; {HOW_TO_WRITE[file.suffix]}")
     if len(arrays) == 1:  # a single array is the modality named by the file
@@ -217,16 +217,12 @@ def read_small_array(file: Path, what: str) -> np.ndarray:
     except ValueError as err:
         if "allow_pickle" in str(err):
             raise GramkdError(f"{file} holds Python objects; save {what} as a plain numpy array (strings or integers)") from None
-        raise GramkdError(f"cannot read {file}: {_first_line(err)}; {HOW_TO_WRITE['.npy']}") from None
+        raise GramkdError(f"cannot read {file}: {first_line(err)}; {HOW_TO_WRITE['.npy']}") from None
     except Exception as err:
-        raise GramkdError(f"cannot read {file}: {_first_line(err)}; {HOW_TO_WRITE['.npy']}") from None
+        raise GramkdError(f"cannot read {file}: {first_line(err)}; {HOW_TO_WRITE['.npy']}") from None
     if not isinstance(array, np.ndarray):
         raise GramkdError(f"cannot read {file}: not a .npy array file; {HOW_TO_WRITE['.npy']}")
     if array.ndim != 1:
         raise GramkdError(f"{file} has shape {array.shape}; save {what} as one value per row, shape [N]")
     return array
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

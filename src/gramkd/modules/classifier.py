@@ -49,9 +49,9 @@ class ClassifierModule(L.LightningModule):
     def stop_if_not_finite(self, terms: dict[str, torch.Tensor]) -> None:
         """Stop on a NaN/Inf loss term, naming it, after checkpointing the last good state (the
         weights before this step: no update has used the bad value yet)."""
+        if bool(torch.isfinite(torch.stack([value.detach() for value in terms.values()])).all()):
+            return  # one host sync per step, however many terms
         bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
-        if not bad:
-            return
         saved = Path(self.trainer.default_root_dir) / "checkpoints" / "last_good.ckpt"
         self.trainer.save_checkpoint(saved)
         value = float(terms[bad[0]].detach())
