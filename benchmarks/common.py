@@ -131,7 +131,8 @@ def mfeat_kd_gram(overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
 
     from gramkd.config import compose
     from gramkd.teacher import teacher_run_config
-    from gramkd.train import build_net, selected_terms
+    from gramkd.nets.build import build_net
+    from gramkd.train import selected_terms
 
     cfg = compose("fit", ["experiment=mfeat/kd_gram", *overrides])
     datamodule = instantiate(cfg.data)

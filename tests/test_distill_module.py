@@ -18,7 +18,8 @@ from gramkd.nets.subsets import single_modality_outputs
 from gramkd.modules import DistillModule
 from gramkd.nets import MultimodalNet
 from gramkd.run_cache import RESULT_FILE
-from gramkd.teacher import load_teacher
+from gramkd.nets.build import instantiate_net
+from gramkd.teacher import load_weights as load_teacher
 from gramkd.train import train_and_test
 
 DISTILL_FAST = [*FAST, "experiment=synthetic/kd_gram", "compare_with=[]", "trainer.max_epochs=2", "teacher.overrides=['trainer.max_epochs=3']", "trainer.log_every_n_steps=1"]
@@ -84,7 +85,8 @@ def test_checkpoint_holds_the_student_not_the_teacher_and_serves_inference(disti
     path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     checkpoint = load_checkpoint(path)
     assert not any(k.startswith("teacher") for k in checkpoint["state_dict"])
-    net = MultimodalNet(**checkpoint["gramkd"]["net"])
+    net = instantiate_net(checkpoint["gramkd"]["net"])  # rebuilt from the node the checkpoint records
+    assert type(net) is MultimodalNet
     net.load_state_dict(net_state_dict(checkpoint, path))
     assert net.num_parameters == module.net.num_parameters < module.teacher.num_parameters
     batch = next(iter(trainer.datamodule.test_dataloader()))

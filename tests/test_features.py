@@ -5,6 +5,8 @@ training in one line, with nothing that existed before touched."""
 import importlib.util
 import json
 import pickle
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -191,7 +193,7 @@ def test_a_class_without_rows_warns(tmp_path):
 
 
 def test_the_fingerprint_keys_the_teacher_cache_on_the_files(tmp_path, compose_fit):
-    from gramkd.run_cache import run_key
+    from gramkd.identity import run_key
     from gramkd.teacher import teacher_run_config
 
     write(tmp_path / "data", "npy")
@@ -201,6 +203,21 @@ def test_the_fingerprint_keys_the_teacher_cache_on_the_files(tmp_path, compose_f
     np.save(tmp_path / "data" / "image.npy", source(seed=1)[0]["image"])  # new rows under the same path
     assert run_key(teacher_run_config(compose_fit(overrides))) != key
     assert files_fingerprint(None) == files_fingerprint(tmp_path / "missing") == "none"
+
+
+def test_the_fingerprint_resolver_is_registered_by_a_call_not_by_an_import(tmp_path):
+    """Importing gramkd.config registers nothing; register_resolvers() makes `${gramkd.fingerprint:…}` the files' fingerprint."""
+    write(tmp_path / "data", "npy")
+    script = f"""
+from omegaconf import OmegaConf
+import gramkd.config
+print(OmegaConf.has_resolver("gramkd.fingerprint"))
+gramkd.config.register_resolvers()
+print(OmegaConf.create({{"path": {str(tmp_path / "data")!r}, "fingerprint": "${{gramkd.fingerprint:${{.path}}}}"}}).fingerprint)
+"""
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", files_fingerprint(tmp_path / "data")]
 
 
 def test_a_checkpoint_of_other_files_warns(tmp_path):
@@ -245,7 +262,8 @@ def test_gramkd_fit_and_test_on_a_features_folder(tmp_path):
     assert 0 <= metrics["test/acc"] <= 1 and "val/agreement" in metrics
     [teacher] = [p for p in (tmp_path / "logs" / "cache").glob("teacher_features_teacher-*") if p.is_dir()]
     teacher_checkpoint = torch.load(teacher / "net.pt", weights_only=True)
-    assert teacher_checkpoint["gramkd"]["net"]["modalities"] == {"audio": [3, 2], "image": [5], "text": [4]}
+    specs = teacher_checkpoint["gramkd"]["net"]["modalities"]
+    assert {m: (spec["kind"], spec["shape"]) for m, spec in specs.items()} == {"audio": ("sequence", [3, 2]), "image": ("vector", [5]), "text": ("vector", [4])}
     assert teacher_checkpoint["gramkd"]["data"]["fingerprint"] == files_fingerprint(data)
 
     [best] = (run / "checkpoints").glob("epoch*.ckpt")

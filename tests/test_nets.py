@@ -7,7 +7,8 @@ from hydra.utils import instantiate
 from conftest import HAS_MFEAT
 from gramkd.errors import GramkdError
 from gramkd.nets import FUSIONS, MultimodalNet, MultimodalOutput
-from gramkd.train import build_net
+from gramkd.nets.build import build_net
+from gramkd.nets.contract import ModalitySpec
 
 B, C, WIDTH = 5, 7, 16
 
@@ -127,7 +128,7 @@ def test_teacher_preset_has_at_least_ten_times_the_student_parameters(compose_fi
         cfg = compose_fit([f"data={data}", f"net={preset}"], output_dir=tmp_path / preset)
         datamodule = instantiate(cfg.data)
         net = build_net(cfg.net, datamodule)
-        assert net.config["modalities"] == {m: list(s) for m, s in datamodule.modalities.items()}
+        assert net.config["modalities"] == {m: ModalitySpec.of(s).as_config() for m, s in datamodule.modalities.items()}
         assert net.config["num_classes"] == datamodule.num_classes
         sizes[preset] = net.num_parameters
     assert sizes["teacher"] >= 10 * sizes["student"], sizes

@@ -3,6 +3,9 @@
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +15,9 @@ from conftest import FABRICATED_MODALITIES as MODALITIES
 from conftest import FABRICATED_TEACHER as TEACHER
 from conftest import FAST, fabricated_metrics, run_gramkd, write_job
 from gramkd.errors import GramkdError
-from gramkd.report import T_975, _t_table, collect, report, t_quantile_975
+from gramkd.report import collect, print_metrics, report
+from gramkd.report.markdown import markdown
+from gramkd.report.stats import paired_difference
 
 METHODS = {"none": "scratch", "kd": "kd", "gram": "gram", "kd_gram": "kd_gram"}  # distill option -> row label
 SEEDS = range(5)
@@ -80,7 +85,7 @@ def test_paired_difference_from_kd_and_its_interval_by_hand(sweep):
         assert float(rows[label]["acc_diff_vs_kd_ci_low"]) == pytest.approx(mean - half, rel=1e-9)
         assert float(rows[label]["acc_diff_vs_kd_ci_high"]) == pytest.approx(mean + half, rel=1e-9)
         assert int(rows[label]["acc_diff_vs_kd_pairs"]) == 5
-        assert result.row(label).diff["n"] == 5
+        assert result.row(label).diff.n == 5
     assert float(rows["kd"]["acc_diff_vs_kd"]) == 0.0 and float(rows["kd"]["acc_diff_vs_kd_ci_low"]) == 0.0
 
 
@@ -136,13 +141,84 @@ def test_no_finished_job_is_refused(tmp_path):
         collect([tmp_path])
 
 
-def test_t_table_matches_scipy():
+def test_paired_interval_is_scipys_paired_t_interval():
     stats = pytest.importorskip("scipy.stats")
-    for df, value in T_975.items():
-        assert value == pytest.approx(stats.t.ppf(0.975, df), abs=1e-8)
-    for df in (31, 35, 50, 90, 200, 1000):
-        assert _t_table(df) == pytest.approx(stats.t.ppf(0.975, df), abs=2e-3)
-    assert t_quantile_975(4) == pytest.approx(2.7764451051977987)
+    ours = {0: 0.81, 1: 0.78, 2: 0.9, 3: 0.7, "only ours": 0.5}
+    theirs = {0: 0.8, 1: 0.75, 2: 0.84, 3: 0.71, "only theirs": 0.1}
+    diff = paired_difference(ours, theirs)
+    seeds = [0, 1, 2, 3]
+    expected = stats.ttest_rel([ours[s] for s in seeds], [theirs[s] for s in seeds]).confidence_interval(0.95)
+    assert diff.n == 4 and diff.mean == pytest.approx(np.mean([ours[s] - theirs[s] for s in seeds]), rel=1e-12)
+    assert (diff.low, diff.high) == (pytest.approx(expected.low, rel=1e-10), pytest.approx(expected.high, rel=1e-10))
+    single = paired_difference({0: 0.9}, {0: 0.7})
+    assert (single.mean, single.low, single.high, single.n) == (pytest.approx(0.2), None, None, 1)
+    assert paired_difference({0: 0.9}, {1: 0.7}) is None
+
+
+def robustness_header(folder) -> list[str]:
+    text = markdown(collect([folder]))
+    header = text.split("## Robustness")[1].splitlines()[2]
+    return [cell.strip() for cell in header.strip("|").split("|")]
+
+
+@pytest.mark.parametrize("where", ["metrics", "config"])
+def test_dropped_modality_columns_follow_the_runs_modality_order(where, tmp_path):
+    """metrics.json's `modalities` wins; a metrics file from before that key falls back to the data config."""
+    order = ["zer", "fou", "kar"]  # not sorted: the order must come from the run
+    for seed in range(2):
+        metrics = {"test/acc": 0.8, **{f"test/drop_{m}/acc": 0.5 for m in sorted(order)}, "test/drop_mean/acc": 0.5}
+        data = {"views": order} if where == "config" else {"views": ["kar", "zer", "fou"]}  # a stale config must not win
+        if where == "metrics":
+            metrics["modalities"] = order
+        write_job(tmp_path / str(seed), ["distill=kd", f"seed={seed}"], {"seed": seed, "data": data}, metrics)
+    assert robustness_header(tmp_path) == ["method", "all modalities", "drop zer", "drop fou", "drop kar", "mean"]
+
+
+def test_jobs_are_read_in_the_order_hydra_numbered_them(tmp_path):
+    """Job 2 before job 10 (not by string order): methods appear in the order the sweep ran them, scratch first."""
+    rng = np.random.default_rng(1)
+    methods = ["gram"] * 2 + ["kd"] * 8 + ["rkd"] * 2 + ["none"]  # jobs 0-12
+    for job, method in enumerate(methods):
+        write_job(tmp_path / str(job), [f"distill={method}", f"seed={job}"], {"seed": job}, fabricated_metrics(rng))
+    assert [r.method for r in collect([tmp_path]).rows] == ["teacher", "scratch", "gram", "kd", "rkd"]
+
+
+def test_an_unreadable_metrics_file_is_named(tmp_path):
+    write_job(tmp_path / "0", ["distill=kd", "seed=0"], {"seed": 0}, None)
+    (tmp_path / "0" / "metrics.json").write_text("{not json")
+    with pytest.raises(GramkdError, match=rf"^{tmp_path / '0' / 'metrics.json'} is not valid JSON .*; delete it or rerun that job$"):
+        collect([tmp_path])
+
+
+def test_a_runs_figures_print_without_its_modality_names(capsys):
+    metrics = {"test/acc": 0.5, "val/acc": 0.25, "params": 6002, "wall_time_s": 1.5, "modalities": ["fou", "pix"]}
+    print_metrics("run", metrics)
+    out = capsys.readouterr().out
+    assert "params=6,002  wall_time_s=1.5000" in out and "modalities" not in out
+    assert any(line.startswith("│ test  │ 0.5000") for line in out.splitlines()), out
+
+
+def test_pictures_leave_the_users_matplotlib_backend_alone(sweep, tmp_path):
+    """The report's plot, the confusion matrix and the Gram heatmap are drawn without choosing a
+    backend: a notebook's (here MPLBACKEND=svg) is still in force after gramkd made its PNGs."""
+    folder, _ = sweep
+    script = f"""
+import matplotlib, torch
+from pathlib import Path
+from gramkd.report import report
+from gramkd.figures import confusion_matrix_figure
+from gramkd.distill.heatmap import gram_heatmap_figure
+report([{str(folder)!r}], show=False)
+confusion_matrix_figure(torch.eye(3), "cm").savefig({str(tmp_path / "cm.png")!r})
+gram_heatmap_figure(torch.eye(3), torch.eye(3) / 2, ["a", "b", "c"], "gram").savefig({str(tmp_path / "gram.png")!r})
+print(matplotlib.get_backend())
+"""
+    env = {**os.environ, "MPLBACKEND": "svg", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "svg"
+    for png in (folder / "results.png", tmp_path / "cm.png", tmp_path / "gram.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ---- the console script -------------------------------------------------------------------

@@ -23,8 +23,7 @@ class SignalOnlyNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.modality_names = list(NAMES)
-        self.config = {"num_classes": 2, "modalities": {"noise": [3], "signal": [1]}}
+        self.modality_names, self.num_classes = list(NAMES), 2
         self.scale = nn.Parameter(torch.ones(()))
 
     def forward(self, inputs, present) -> MultimodalOutput:

@@ -1,6 +1,12 @@
 """Nothing is lost or overwritten: NaN stops with a checkpoint, runs never write over runs."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import torch
 
@@ -48,3 +54,40 @@ def test_a_checkpoint_with_pickled_code_is_refused_by_gramkd_test(tmp_path):
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"gramkd: error: cannot load checkpoint {tmp_path / 'evil.ckpt'} safely (weights_only=True)")
+
+
+def run_until_exit_or_kill(args: list[str], cwd, timeout: float) -> tuple[int | None, str, float]:
+    """(exit code, stderr, seconds) of a command and every process it starts; on timeout all of
+    them are killed and the code is None."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HELPERS)}
+    start = time.monotonic()
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=timeout)  # returns once every rank has closed stderr, i.e. exited
+        code = process.returncode
+    except subprocess.TimeoutExpired:
+        code, stderr = None, ""
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if code is None:
+        stderr = process.communicate()[1]
+    return code, stderr, time.monotonic() - start
+
+
+def test_a_nan_on_one_ddp_rank_stops_every_rank_naming_the_term_instead_of_hanging(tmp_path):
+    timeout = 120
+    code, stderr, seconds = run_until_exit_or_kill([sys.executable, str(HELPERS / "nan_on_one_rank.py"), str(tmp_path)], tmp_path, timeout)
+    (tmp_path / "stderr.txt").write_text(stderr)  # both ranks' logs, for a failure below
+    assert code is not None, f"the 2-process job hung for {timeout} s and was killed; its logs: {tmp_path / 'stderr.txt'}"
+    assert seconds < timeout / 2  # ~12 s on two idle cores
+    saved = tmp_path / "checkpoints" / "last_good.ckpt"
+    message = (
+        "training stopped at epoch 1, step 2: loss term 'unstable' became nan on rank 1; "  # two steps per epoch
+        f"the last good state is saved at {saved} (lower the learning rate or that term's weight, then resume from it)"
+    )
+    stopped = {path.name: path.read_text() for path in tmp_path.glob("stopped_rank*.txt")}
+    assert stopped == {"stopped_rank0.txt": message, "stopped_rank1.txt": message}, f"see {tmp_path / 'stderr.txt'}"
+    assert code == 2 and (tmp_path / "exit_code_rank1.txt").read_text() == "2"
+    checkpoint = torch.load(saved, weights_only=True)
+    assert checkpoint["global_step"] == 2 and checkpoint["epoch"] == 1

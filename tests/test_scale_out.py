@@ -47,6 +47,20 @@ def test_relational_terms_under_two_process_ddp_equal_one_process_on_the_global_
         torch.testing.assert_close(rank["grad"], projection.weight.grad, rtol=1e-5, atol=1e-7)
 
 
+def test_ranks_with_different_configs_stop_naming_the_setting_that_differs():
+    import sys
+
+    sys.path.insert(0, str(HELPERS))
+    from rank_configs import ConfigOfThisRank, Tiny
+
+    trainer = L.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False, callbacks=[ConfigOfThisRank(0)],
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    with pytest.raises(Exception, match=r"different configs: data.batch_size differs \(rank 0: 64, rank 1: 65\); check the relaunch command"):
+        trainer.fit(Tiny())
+
+
 # ---- real 2-process runs through the CLI --------------------------------------------------------
 
 

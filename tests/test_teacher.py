@@ -10,7 +10,7 @@ import torch
 from conftest import FAST, GRAMKD, only_run_dir, run_gramkd
 from gramkd.errors import GramkdError
 from gramkd.nets import MultimodalNet
-from gramkd.teacher import load_teacher
+from gramkd.teacher import load_weights as load_teacher
 
 MODALITIES = {"a": (6,), "b": (4,)}
 

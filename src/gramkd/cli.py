@@ -10,14 +10,16 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from gramkd.config import available, config_dir
+from gramkd.config import available, config_dir, register_resolvers
 from gramkd.errors import GramkdError
 
 COMMANDS = {
     "fit": "train a net, or distil a student: gramkd fit [experiment=NAME] [overrides…] [-m]",
     "test": "evaluate a checkpoint on the test split: gramkd test ckpt_path=FILE [overrides…]",
     "report": "tables and a plot of sweeps, one row per method: gramkd report DIR [DIR …] [--out DIR]",
+    "data": "write a generated benchmark: gramkd data digits-nlvr DIR [--seed N]",
 }
+GENERATED_DATA = ("digits-nlvr",)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     command, *overrides = argv
     if command == "report":
         run_report(overrides)
+        return
+    if command == "data":
+        run_data(overrides)
         return
     try:
         if command not in COMMANDS:
@@ -67,6 +72,34 @@ def run_report(args: list[str]) -> None:
         fail(err)
 
 
+class _DataArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise GramkdError(f"{message} (see gramkd data --help)")
+
+
+def data_parser() -> argparse.ArgumentParser:
+    parser = _DataArgumentParser(
+        prog="gramkd data",
+        description="Write a generated benchmark into a new folder. digits-nlvr: NLVR2-style statements about pairs of "
+        "real handwritten digits (UCI mfeat-pix), 8000 / 2000 / 4000 examples, read with data=image_text data.path=DIR.",
+    )
+    parser.add_argument("name", choices=GENERATED_DATA, help="the benchmark")
+    parser.add_argument("dir", metavar="DIR", help="a new or empty folder to write it into")
+    parser.add_argument("--seed", type=int, default=0, help="which digits, pairs and statements (default 0)")
+    return parser
+
+
+def run_data(args: list[str]) -> None:
+    try:
+        parsed = data_parser().parse_args(args)
+        from gramkd.data.digits_nlvr import generate_digits_nlvr
+
+        folder = generate_digits_nlvr(parsed.dir, seed=parsed.seed)
+        print(f"wrote {parsed.name} (seed {parsed.seed}) to {folder}")
+    except GramkdError as err:
+        fail(err)
+
+
 def usage() -> str:
     lines = ["usage: gramkd COMMAND [overrides…]", "", "commands:"]
     lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
@@ -102,6 +135,7 @@ def check_run_dir_is_new(overrides: list[str]) -> None:
 
 
 def run_hydra_app(command: str, overrides: list[str]) -> None:
+    register_resolvers()
     from gramkd import train  # heavy imports only once a command runs
     from gramkd.ddp import isolated_ddp_job, relaunch_argv
 
@@ -110,6 +144,7 @@ def run_hydra_app(command: str, overrides: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
     def app(cfg: DictConfig):
+        register_resolvers()  # launchers may run the job in a fresh process
         sys.argv = relaunch_argv(full_argv[0], command, overrides)  # what Lightning's DDP re-runs for other ranks
         try:
             with isolated_ddp_job():

@@ -15,9 +15,19 @@ def config_dir() -> Path:
 
 
 def available(group: str) -> list[str]:
-    """Option names of a config group, e.g. available("experiment") -> ["mfeat/teacher", ...]."""
+    """Option names of a config group, e.g. available("experiment") -> ["mfeat/teacher", ...].
+
+    Files whose name starts with `_` are parts that options include (e.g. experiment/mfeat/_student),
+    not options."""
     root = config_dir() / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml") if not p.name.startswith("_"))
+
+
+def register_resolvers() -> None:
+    """Make gramkd's own interpolations (`${gramkd.fingerprint:…}`) known to OmegaConf.
+
+    Call it before a gramkd config is resolved: `compose()` does, and so must every Hydra app."""
+    OmegaConf.register_new_resolver("gramkd.fingerprint", files_fingerprint, replace=True)
 
 
 def compose(config_name: str, overrides: list[str]) -> DictConfig:
@@ -26,6 +36,7 @@ def compose(config_name: str, overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    register_resolvers()
     if GlobalHydra.instance().is_initialized():
         return hydra_compose(config_name=config_name, overrides=overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -43,6 +54,3 @@ def files_fingerprint(folder: str | Path | None) -> str:
         return "none"
     entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.suffix in DATA_SUFFIXES and p.is_file())
     return hashlib.sha256(repr(entries).encode()).hexdigest()[:16]
-
-
-OmegaConf.register_new_resolver("gramkd.fingerprint", files_fingerprint, replace=True)

@@ -1,19 +1,20 @@
-"""Pictures of a run, sent to every logger that takes them and saved as PNGs in the run dir."""
+"""Pictures of a run, sent to every logger that takes them and saved as PNGs in the run dir.
+
+Figures are plain `matplotlib.figure.Figure` objects: no pyplot, so no GUI backend is chosen and
+no global figure list has to be closed."""
 
 from pathlib import Path
 
 import lightning as L
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure
 
 
 def confusion_matrix_figure(matrix: torch.Tensor, title: str) -> Figure:
     """A confusion matrix (rows: true class, columns: predicted) with its counts."""
-    figure, ax = plt.subplots(figsize=(5, 4.4), constrained_layout=True)
+    figure = Figure(figsize=(5, 4.4), layout="constrained")
+    ax = figure.subplots()
     image = ax.imshow(matrix.numpy(), cmap="Blues")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -31,9 +32,7 @@ def log_figure(trainer: L.Trainer, key: str, figure: Figure, png: Path) -> None:
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=100)
     for logger in trainer.loggers:
-        kind = type(logger).__name__
-        if kind == "WandbLogger":
+        if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[str(png)], step=trainer.global_step)
-        elif kind == "TensorBoardLogger":
-            logger.experiment.add_figure(key, figure, global_step=trainer.global_step)
-    plt.close(figure)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(key, figure, global_step=trainer.global_step, close=False)

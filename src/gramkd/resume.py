@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 
 from gramkd.errors import GramkdError
-from gramkd.run_cache import run_key
+from gramkd.identity import run_key
 
 IDENTITY_FILE = "run_identity.txt"
 NOT_IDENTITY = ("ckpt_path", "callbacks")  # resuming may add or drop callbacks; the run is the same

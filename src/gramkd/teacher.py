@@ -1,14 +1,40 @@
-"""Where the frozen teacher comes from: a checkpoint the user names, or a cached training run."""
+"""Where the frozen teacher comes from, the first of these that is set:
 
+- `teacher.pretrained`: `teacher.net` (a net node, or a name in conf/net/) built with
+  `pretrained=PATH_OR_NAME` (Hugging Face `from_pretrained`), used as it is;
+- `teacher.ckpt_path`: a gramkd checkpoint of any net class (it records how to rebuild its net),
+  or a plain state_dict for `teacher.net` (default: the teacher experiment's net);
+- `teacher.experiment`: that experiment trained once on the student's data and cached.
+
+Either of the first two replaces an experiment's teacher; setting both of them is refused.
+"""
+
+from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
 
 from gramkd.checkpoints import safe_load, without_net_prefix
-from gramkd.config import compose
+from gramkd.config import available, compose, config_dir
 from gramkd.errors import GramkdError, first_line
-from gramkd.nets import MultimodalNet
-from gramkd.run_cache import CachedRun, cached_fit
+from gramkd.nets.build import instantiate_net, net_node
+
+SOURCES = ("pretrained", "ckpt_path", "experiment")
+
+
+def wants_teacher(cfg: DictConfig) -> bool:
+    spec = cfg.get("teacher")
+    return bool(spec) and any(spec.get(source) for source in SOURCES)
+
+
+def teacher_source(spec: DictConfig) -> str:
+    chosen = [source for source in SOURCES if spec.get(source)]
+    if spec.get("pretrained") and spec.get("ckpt_path"):
+        raise GramkdError("the teacher comes from one place: set teacher.pretrained or teacher.ckpt_path, not both")
+    if chosen == ["pretrained"] and not spec.get("net"):
+        raise GramkdError("teacher.pretrained needs teacher.net: the net that loads it, e.g. teacher.net=vilt_teacher")
+    return chosen[0]
 
 
 def teacher_run_config(cfg: DictConfig) -> DictConfig:
@@ -22,22 +48,56 @@ def teacher_run_config(cfg: DictConfig) -> DictConfig:
     return teacher_cfg
 
 
-def provide_teacher(cfg: DictConfig, datamodule, build_net) -> tuple[MultimodalNet, dict]:
-    """(frozen-to-be teacher net, its metrics) from `teacher.ckpt_path` or the run cache."""
-    teacher_cfg = teacher_run_config(cfg)
-    if cfg.teacher.ckpt_path:
-        return load_teacher(cfg.teacher.ckpt_path, build_net(teacher_cfg.net, datamodule)), {}
-    run: CachedRun = cached_fit(teacher_cfg, cfg.paths.cache_dir, f"teacher {cfg.teacher.experiment}")
-    return load_teacher(run.weights, build_net(teacher_cfg.net, datamodule)), run.metrics
+def provide_teacher(cfg: DictConfig, datamodule, fit_cached: Callable[[DictConfig, str], object]) -> tuple[nn.Module, dict]:
+    """(frozen-to-be teacher net, its test figures when gramkd trained it).
+
+    `fit_cached(run_cfg, label)` trains a run once and returns its CachedRun (see run_cache)."""
+    spec = cfg.teacher
+    source = teacher_source(spec)
+    if source == "pretrained":
+        node = net_node(named_net(spec.net), datamodule, pretrained=str(spec.pretrained))
+        return instantiate_net(node, "teacher"), {}
+    if source == "ckpt_path":
+        configured = net_node(named_net(spec.net), datamodule) if spec.get("net") else None
+        if configured is None and spec.get("experiment"):
+            configured = net_node(teacher_run_config(cfg).net, datamodule)
+        return load_teacher(spec.ckpt_path, datamodule, configured), {}
+    run = fit_cached(teacher_run_config(cfg), f"teacher {spec.experiment}")
+    return load_teacher(run.weights, datamodule, None), run.metrics
 
 
-def load_teacher(path: str | Path, net: MultimodalNet) -> MultimodalNet:
-    """Load a ClassifierModule checkpoint or a plain state_dict into `net` (weights_only=True)."""
-    path = Path(path)
+def named_net(net: str | DictConfig) -> DictConfig:
+    """`teacher.net` as a node: given inline, or by its name in the `net` config group."""
+    if not isinstance(net, str):
+        return net
+    if net not in available("net"):
+        raise GramkdError(f"unknown teacher.net '{net}'; choose one of: {', '.join(available('net'))}, or give a node with _target_")
+    return OmegaConf.load(config_dir() / "net" / f"{net}.yaml")
+
+
+def load_teacher(path: str | Path, datamodule, configured: dict | None) -> nn.Module:
+    """A gramkd checkpoint, rebuilt from the net it records, or a plain state_dict for the
+    `configured` net node."""
+    checkpoint = read_checkpoint(path)
+    node = (checkpoint.get("gramkd") or {}).get("net") or configured
+    if node is None:
+        raise GramkdError(f"teacher checkpoint {path} is a plain state_dict: set teacher.net to the net it belongs to")
+    return load_weights(path, instantiate_net(node, "teacher"), checkpoint)
+
+
+def read_checkpoint(path: str | Path) -> dict:
     checkpoint = safe_load(path, "teacher checkpoint", " (teacher.ckpt_path); set it to null to train the teacher")
     if not isinstance(checkpoint, dict):
         raise GramkdError(f"teacher checkpoint {path} is a {type(checkpoint).__name__}, not a state_dict or a gramkd checkpoint")
-    _check_modalities(checkpoint, net, path)
+    return checkpoint
+
+
+def load_weights(path: str | Path, net: nn.Module, checkpoint: dict | None = None) -> nn.Module:
+    """Load a gramkd checkpoint or a plain state_dict (weights_only=True) into `net`."""
+    checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
+    saved = list(((checkpoint.get("gramkd") or {}).get("net") or {}).get("modalities") or [])
+    if saved and saved != list(net.modality_names):
+        raise GramkdError(f"teacher checkpoint {path} was trained on modalities {saved}, but the data has {list(net.modality_names)}")
     weights = checkpoint.get("state_dict", checkpoint)
     if any(k.startswith("net.") for k in weights):
         weights = without_net_prefix(weights)
@@ -46,12 +106,6 @@ def load_teacher(path: str | Path, net: MultimodalNet) -> MultimodalNet:
     except RuntimeError as err:
         raise GramkdError(f"teacher checkpoint {path} does not match the configured teacher net: {_mismatch(err)}") from None
     return net
-
-
-def _check_modalities(checkpoint: dict, net: MultimodalNet, path: Path) -> None:
-    saved = (checkpoint.get("gramkd") or {}).get("net", {}).get("modalities")
-    if saved is not None and list(saved) != net.modality_names:
-        raise GramkdError(f"teacher checkpoint {path} was trained on modalities {list(saved)}, but the data has {net.modality_names}")
 
 
 def _mismatch(err: RuntimeError) -> str:

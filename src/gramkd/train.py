@@ -5,20 +5,24 @@ import time
 from pathlib import Path
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gramkd.checkpoints import load_checkpoint, net_state_dict
 from gramkd.config import compose
-from gramkd.errors import GramkdError
+from gramkd.errors import GramkdError, first_line
+from gramkd.identity import config_fingerprint, flat_config, run_key
 from gramkd.modules import ClassifierModule
-from gramkd.nets import MultimodalNet
-from gramkd.rank_agreement import SameConfigOnEveryRank, config_fingerprint
+from gramkd.nets.build import instantiate_net, net_node
+from gramkd.nets.contract import count_parameters
+from gramkd.quiet import hide_lightning_tips
+from gramkd.rank_agreement import SameConfigOnEveryRank
 from gramkd.resume import mark_run, resume_run
-from gramkd.reporting import print_comparison, print_metrics, write_metrics
-from gramkd.run_cache import cached_fit
-from gramkd.teacher import provide_teacher
+from gramkd.report import print_comparison, print_metrics, write_metrics
+from gramkd.run_cache import METRICS_FILE, RESULT_FILE, CachedRun, cached_run
+from gramkd.teacher import provide_teacher, wants_teacher
 
 
 def fit(cfg: DictConfig) -> float | None:
@@ -60,43 +64,67 @@ def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: s
         best = checkpoint.best_model_path if checkpoint is not None else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         metrics.update({k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")})
-    metrics.update(params=module.net.num_parameters, wall_time_s=time.perf_counter() - started)
+    metrics.update(params=count_parameters(module.net), wall_time_s=time.perf_counter() - started, modalities=list(module.net.modality_names))
     return metrics, module, trainer
 
 
 def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.LightningModule, list]:
-    """The LightningModule (and its distillation terms); a teacher, if any, is provided first."""
-    teacher = None
-    if cfg.get("teacher"):
-        teacher, references["teacher"] = provide_teacher(cfg, datamodule, build_net)
+    """The LightningModule and its distillation terms. The student and the terms are built (and so
+    their options checked) before a teacher is provided, which may mean training it."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # the student's init must not depend on cache hits
-    net = build_net(cfg.net, datamodule)
-    extra = {"teacher": teacher} if teacher is not None else {}
-    module = instantiate(cfg.module, net=net, **extra)
-    module.run_config = {"data": portable_data_config(cfg.data)}
-    terms = [instantiate(term) for term in selected_terms(cfg)]
-    if terms and teacher is None:
+    node = net_node(cfg.net, datamodule)
+    net = instantiate_net(node, "net")
+    terms = [instantiate_term(name, term) for name, term in selected_terms(cfg).items()]
+    if terms and not wants_teacher(cfg):
         raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
+    extra = {}
+    if wants_teacher(cfg):
+        extra["teacher"], references["teacher"] = provide_teacher(cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label))
+    module = instantiate(cfg.module, net=net, **extra)
+    module.run_config = {"net": node, "data": portable_data_config(cfg.data)}
     return module, terms
+
+
+def instantiate_term(name: str, term_cfg: DictConfig):
+    """A distillation term; a bad option is one line naming it."""
+    try:
+        return instantiate(term_cfg)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise GramkdError(f"distill.{name}: {first_line(cause)}") from None
+
+
+def fit_cached(cfg: DictConfig, cache_dir: str | Path, label: str) -> CachedRun:
+    """Train `cfg` (a full `fit` config) unless an identical run is cached; return the run."""
+
+    def train_into(folder: Path) -> None:
+        run_cfg = cfg.copy()
+        run_cfg.paths.output_dir = str(folder)
+        run_cfg.test_after_fit = True
+        metrics, module, _ = train_and_test(run_cfg)
+        module.export_net(folder / RESULT_FILE)
+        write_metrics(folder / METRICS_FILE, metrics)
+
+    return cached_run(cache_dir, label, run_key(cfg), train_into)
 
 
 def portable_data_config(data_cfg: DictConfig) -> dict:
     """The resolved data config for checkpoints, with folders made absolute so that `gramkd test`
     finds the data from any working directory."""
     plain = OmegaConf.to_container(data_cfg, resolve=True)
-    for key in ("path", "root"):
+    for key in ("path", "root", "images", "cache_dir"):
         if isinstance(plain.get(key), str):
             plain[key] = str(Path(plain[key]).expanduser().resolve())
     return plain
 
 
-def selected_terms(cfg: DictConfig) -> list[DictConfig]:
+def selected_terms(cfg: DictConfig) -> dict[str, DictConfig]:
     """The `distill` entries that are terms. An experiment may tune a term the user then leaves out
     (`experiment=synthetic/kd_gram distill=kd`): its settings alone are skipped, with a note."""
-    terms = []
+    terms = {}
     for name, term in (cfg.get("distill") or {}).items():
         if term is not None and "_target_" in term:
-            terms.append(term)
+            terms[name] = term
         elif term is not None:
             print(f"gramkd: note: distill.{name} has settings but the {name} term is not selected; ignoring them", file=sys.stderr)
     return terms
@@ -110,7 +138,7 @@ def reference_runs(cfg: DictConfig) -> dict[str, dict]:
         with open_dict(reference):
             reference.data, reference.paths = cfg.data, cfg.paths
             reference.trainer.accelerator = cfg.trainer.accelerator
-        runs[experiment] = cached_fit(reference, cfg.paths.cache_dir, experiment).metrics
+        runs[experiment] = fit_cached(reference, cfg.paths.cache_dir, experiment).metrics
     return runs
 
 
@@ -120,7 +148,7 @@ def test(cfg: DictConfig) -> dict:
     saved = checkpoint["gramkd"]
     datamodule = instantiate(OmegaConf.merge(saved["data"], cfg.data))
     datamodule.setup()
-    net = MultimodalNet(**saved["net"])
+    net = instantiate_net(saved["net"], "net of the checkpoint")
     net.load_state_dict(net_state_dict(checkpoint, cfg.ckpt_path))
     module = ClassifierModule(net, optimizer=None)
     trainer = build_trainer(cfg)
@@ -137,17 +165,13 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {k.removesuffix("_epoch"): float(v) for k, v in trainer.callback_metrics.items() if not k.endswith("_step")}
 
 
-def build_net(net_cfg: DictConfig, datamodule) -> MultimodalNet:
-    """A net wired to the data: its modalities and classes come from the data module."""
-    return instantiate(net_cfg, modalities=datamodule.modalities, num_classes=datamodule.num_classes, _convert_="all")
-
-
 def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Trainer:
+    hide_lightning_tips()
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    callbacks += [SameConfigOnEveryRank(config_fingerprint(cfg)), *(extra_callbacks or [])]
+    callbacks += [SameConfigOnEveryRank(config_fingerprint(cfg), flat_config(cfg)), *(extra_callbacks or [])]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

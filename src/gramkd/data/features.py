@@ -14,7 +14,7 @@ from gramkd.data.feature_checks import (
     scan_modality,
 )
 from gramkd.data.feature_files import find_arrays
-from gramkd.data.paired import PairedArrays, PairedMultimodalDataModule
+from gramkd.data.paired import PairedMultimodalDataModule
 from gramkd.data.split import SPLITS, stratified_split
 
 
@@ -82,9 +82,3 @@ class FeaturesDataModule(PairedMultimodalDataModule):
         arrays = {m: self.folder.modalities[m].array for m in self.order}
         for name in SPLITS:
             self.datasets[name] = DiskPairedDataset(arrays, self.present, self.labels, self.split_indices[name], stats)
-
-    def load(self) -> PairedArrays:
-        """The whole data set as in-memory arrays, after the checks: for data that fits in memory."""
-        self.setup()
-        features = {m: self.folder.modalities[m].array.slice(0, len(self.labels)) for m in self.order}
-        return PairedArrays(features=features, labels=self.labels, present=dict(self.present))

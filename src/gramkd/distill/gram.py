@@ -3,9 +3,10 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from gramkd.distill.functional import gram_loss, gram_matrix
+from gramkd.distill.functional import gram_loss_to_target, gram_matrix
 from gramkd.distill.functional.gram import GRAM_DISTANCES
 from gramkd.distill.heatmap import gram_heatmap_figure
+from gramkd.distill.row_cache import RowCache
 from gramkd.distill.step import DistillStep
 from gramkd.distill.term import DistillationTerm
 from gramkd.figures import log_figure
@@ -20,7 +21,8 @@ class GramDistillation(DistillationTerm):
     source: `modality_features` (the networks' contextualised per-modality tokens) or
     `modality_logits` (MSD-style predictions from one modality at a time, one batched forward).
     At the end of each validation it logs the mean teacher and student Gram matrices as a
-    heatmap to every logger and as a PNG under `<run dir>/gram/`.
+    heatmap to every logger and as a PNG under `<run dir>/gram/`. When the module caches the
+    teacher's outputs per row, the teacher's Gram matrices are cached per row too.
     """
 
     default_name = "gram"
@@ -42,6 +44,8 @@ class GramDistillation(DistillationTerm):
         self.normalize, self.exclude_diagonal, self.distance, self.source = normalize, exclude_diagonal, distance, source
         self.center, self.plot_every_n_epochs = center, plot_every_n_epochs
         self._sums: dict[str, torch.Tensor] = {}
+        self._module: L.LightningModule | None = None
+        self._teacher_grams: RowCache | None = None
 
     def rows(self, step: DistillStep) -> tuple[torch.Tensor, torch.Tensor]:
         """(student rows, teacher rows), each [B, M, ·], from the configured source."""
@@ -49,9 +53,26 @@ class GramDistillation(DistillationTerm):
             return step.student.modality_features, step.teacher.modality_features
         return step.single_modality("student").logits, step.single_modality("teacher").logits
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._module = pl_module
+
     def loss(self, step: DistillStep) -> torch.Tensor:
         student, teacher = self.rows(step)
-        return gram_loss(student, teacher, step.mask, self.normalize == "l2", self.exclude_diagonal, self.distance, self.center)
+        normalize = self.normalize == "l2"
+
+        def teacher_gram() -> torch.Tensor:
+            return gram_matrix(teacher, step.mask, normalize, self.center)
+
+        cache = self._teacher_gram_cache()
+        target = cache.get_or_compute(step.batch["index"], teacher_gram) if cache is not None else teacher_gram()
+        return gram_loss_to_target(student, target, step.mask, normalize, self.exclude_diagonal, self.distance, self.center)
+
+    def _teacher_gram_cache(self) -> RowCache | None:
+        """Per-row teacher Gram matrices, when the teacher's outputs are per-row constants."""
+        if self._teacher_grams is None and getattr(self._module, "teacher_cache", None) is not None:
+            self._teacher_grams = RowCache(self._module.trainer.datamodule.num_rows)
+        return self._teacher_grams
 
     # -- the heatmap of mean Gram matrices over the validation set ------------------------------
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -1,13 +1,12 @@
 import torch
 from matplotlib.figure import Figure
 
-from gramkd.figures import plt
-
 
 def gram_heatmap_figure(teacher: torch.Tensor, student: torch.Tensor, names: list[str], title: str) -> Figure:
     """Teacher, student and their difference as three M×M heatmaps sharing one colour scale."""
     limit = float(max(teacher.abs().max(), student.abs().max(), 1e-6))
-    figure, axes = plt.subplots(1, 3, figsize=(3.2 * 3 + 1, 3.4), constrained_layout=True)
+    figure = Figure(figsize=(3.2 * 3 + 1, 3.4), layout="constrained")
+    axes = figure.subplots(1, 3)
     panels = (("teacher", teacher), ("student", student), ("student − teacher", student - teacher))
     for ax, (label, matrix) in zip(axes, panels):
         image = ax.imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)

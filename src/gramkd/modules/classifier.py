@@ -11,29 +11,38 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
+from gramkd.modules.epoch_means import EpochMeans
 from gramkd.modules.metrics import classification_metrics
-from gramkd.nets import MultimodalNet, MultimodalOutput
+from gramkd.nets.contract import check_network
+from gramkd.nets.output import MultimodalOutput
 from gramkd.nets.subsets import dropped_modality_outputs
 
 
 class ClassifierModule(L.LightningModule):
-    """Trains one MultimodalNet with cross-entropy: how teachers and scratch students are made.
+    """Trains one net (any that honours gramkd.nets.contract) with cross-entropy: how teachers
+    and scratch students are made.
 
-    `optimizer` and `scheduler` are factories (Hydra `_partial_`) taking params / the optimizer.
-    Checkpoints carry the net's constructor arguments (and the run's data config, when the
-    entry point sets `run_config`) so that `gramkd test` can rebuild them.
+    `optimizer` and `scheduler` are factories (Hydra `_partial_`) taking params / the optimizer;
+    the scheduler steps once per epoch, or once per optimiser step with `scheduler_interval=step`.
+    Checkpoints carry `run_config` (set by the entry point: the net's resolved Hydra node and the
+    data config) so that `gramkd test` can rebuild the net, whatever its class.
     """
 
-    def __init__(self, net: MultimodalNet, optimizer: Callable, scheduler: Callable | None = None):
+    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None, scheduler_interval: str = "epoch"):
         super().__init__()
+        check_network(net, "net")
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        num_classes = net.config["num_classes"]
+        if scheduler_interval not in ("epoch", "step"):
+            raise GramkdError(f"module.scheduler_interval={scheduler_interval!r} is not one of epoch, step")
+        self.scheduler_interval = scheduler_interval
+        num_classes = net.num_classes
         self.split_metrics = nn.ModuleDict({f"{s}_metrics": classification_metrics(num_classes, prefix=f"{s}/") for s in SPLITS})
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.robustness = nn.ModuleDict({f"drop_{m}": MulticlassAccuracy(num_classes, average="micro") for m in net.modality_names})
         self.run_config: dict = {}
+        self.train_means = EpochMeans()
 
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
@@ -42,23 +51,57 @@ class ClassifierModule(L.LightningModule):
         out = self(batch)
         loss = F.cross_entropy(out.logits, batch["target"])
         self.stop_if_not_finite({"ce": loss})
-        self._log_metrics("train", out.logits, batch["target"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["target"]))
+        self.log_train_step({"train/loss": loss}, out.logits, batch["target"])
         return loss
+
+    def log_train_step(self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Per-step values reach the loggers at Lightning's `log_every_n_steps` cadence (as
+        `<name>_step`); their epoch means and the train metrics are logged once, at epoch end."""
+        self.train_means.add(values, len(target))
+        self.split_metrics["train_metrics"].update(logits, target)
+        if self._trainer is not None and self._trainer._logger_connector.should_update_logs:
+            self._log_suffixed(values, "_step", on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        means = self.train_means.pop_means()
+        if not means:
+            return
+        self._log_suffixed(means, "_epoch", on_step=False, on_epoch=True)
+        metrics = self.split_metrics["train_metrics"]
+        self.log_dict(metrics.compute(), on_step=False, on_epoch=True)
+        metrics.reset()
+
+    def _log_suffixed(self, values: dict[str, torch.Tensor], suffix: str, **when) -> None:
+        """Log under the names Lightning gives on_step + on_epoch values; the loss on the progress bar."""
+        named = {f"{name}{suffix}": value for name, value in values.items()}
+        loss = named.pop(f"train/loss{suffix}")
+        self.log(f"train/loss{suffix}", loss, prog_bar=True, **when)
+        self.log_dict(named, **when)
 
     def stop_if_not_finite(self, terms: dict[str, torch.Tensor]) -> None:
         """Stop on a NaN/Inf loss term, naming it, after checkpointing the last good state (the
-        weights before this step: no update has used the bad value yet)."""
-        if bool(torch.isfinite(torch.stack([value.detach() for value in terms.values()])).all()):
-            return  # one host sync per step, however many terms
-        bad = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        weights before this step: no update has used the bad value yet).
+
+        Under DDP every rank sees every rank's terms first, so that all save (a collective) and
+        stop together: a rank that stopped alone would leave the others waiting forever."""
+        names = list(terms)
+        by_rank = self._gather_across_ranks(torch.stack([value.detach().float() for value in terms.values()]))
+        by_rank = by_rank.reshape(-1, len(names))  # [ranks, terms]
+        if bool(torch.isfinite(by_rank).all()):
+            return  # one host sync per step, however many terms and ranks
+        rank, term = (~torch.isfinite(by_rank)).nonzero()[0].tolist()
+        where = f" on rank {rank}" if len(by_rank) > 1 else ""
         saved = Path(self.trainer.default_root_dir) / "checkpoints" / "last_good.ckpt"
         self.trainer.save_checkpoint(saved)
-        value = float(terms[bad[0]].detach())
         raise GramkdError(
-            f"training stopped at epoch {self.current_epoch}, step {self.global_step}: loss term '{bad[0]}' became {value}; "
-            f"the last good state is saved at {saved} (lower the learning rate or that term's weight, then resume from it)"
+            f"training stopped at epoch {self.current_epoch}, step {self.global_step}: loss term '{names[term]}' became "
+            f"{float(by_rank[rank, term])}{where}; the last good state is saved at {saved} "
+            "(lower the learning rate or that term's weight, then resume from it)"
         )
+
+    def _gather_across_ranks(self, values: torch.Tensor) -> torch.Tensor:
+        """[ranks, ...] under DDP; `values` unchanged in one process (no trainer: a bare call)."""
+        return values if self._trainer is None else self.trainer.strategy.all_gather(values)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -105,15 +148,15 @@ class ClassifierModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": "epoch"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": self.scheduler_interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["gramkd"] = {"net": self.net.config, **self.run_config}
+        checkpoint["gramkd"] = dict(self.run_config)
 
     def export_net(self, path: Path) -> None:
         """Write the net alone, in checkpoint layout (`gramkd` + `net.*` weights), atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
         state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        torch.save({"gramkd": {"net": self.net.config, **self.run_config}, "state_dict": state}, partial)
+        torch.save({"gramkd": dict(self.run_config), "state_dict": state}, partial)
         os.replace(partial, path)

@@ -9,10 +9,12 @@ from torchmetrics.classification import MulticlassAccuracy
 from gramkd.distill.functional import gram_loss
 from gramkd.distill.gram import GramDistillation
 from gramkd.distill.step import DistillStep
-from gramkd.distill.teacher_cache import TeacherOutputCache, cache_key
+from gramkd.distill.teacher_cache import TeacherOutputCache
+from gramkd.identity import net_key
 from gramkd.errors import GramkdError
 from gramkd.modules.classifier import ClassifierModule
-from gramkd.nets import MultimodalNet, MultimodalOutput
+from gramkd.nets.contract import check_network
+from gramkd.nets.output import MultimodalOutput
 from gramkd.nets.subsets import single_modality_outputs
 
 TEACHER_CACHE_MODES = ("memory", "disk", "off")
@@ -29,26 +31,30 @@ class DistillModule(ClassifierModule):
 
     def __init__(
         self,
-        net: MultimodalNet,
-        teacher: MultimodalNet,
+        net: nn.Module,
+        teacher: nn.Module,
         optimizer: Callable,
         scheduler: Callable | None = None,
+        scheduler_interval: str = "epoch",
         alpha: float = 1.0,
         teacher_cache: str = "memory",
         teacher_cache_dir: str | None = None,
     ):
-        super().__init__(net, optimizer, scheduler)
+        super().__init__(net, optimizer, scheduler, scheduler_interval)
         if teacher_cache not in TEACHER_CACHE_MODES:
             raise GramkdError(f"module.teacher_cache={teacher_cache!r} is not one of {', '.join(TEACHER_CACHE_MODES)}")
         self.teacher_cache_mode, self.teacher_cache_dir = teacher_cache, teacher_cache_dir
         self.teacher_cache: TeacherOutputCache | None = None
+        check_network(teacher, "teacher")
         if list(teacher.modality_names) != list(net.modality_names):
             raise GramkdError(f"the student's modalities {net.modality_names} differ from the teacher's {teacher.modality_names}")
+        if teacher.num_classes != net.num_classes:
+            raise GramkdError(f"the student has {net.num_classes} classes but the teacher has {teacher.num_classes}")
         self.__dict__["teacher"] = teacher.requires_grad_(False).eval()  # unregistered: no state_dict, no optimiser, no DDP
         self.alpha = alpha
         self.terms: dict[str, object] = {}
         self.term_modules = nn.ModuleDict()
-        num_classes = net.config["num_classes"]
+        num_classes = net.num_classes
         self.agreement = nn.ModuleDict({f"{s}_agreement": MulticlassAccuracy(num_classes, average="micro") for s in ("val", "test")})
         self.gram_mse = nn.ModuleDict({f"{s}_gram_mse": MeanMetric() for s in ("val", "test")})
 
@@ -83,15 +89,11 @@ class DistillModule(ClassifierModule):
         if getattr(data, "random_augmentation", False):
             raise GramkdError("the data module declares random augmentation, so the teacher's outputs change every epoch: set module.teacher_cache=off")
         folder = self.teacher_cache_dir if self.teacher_cache_mode == "disk" else None
-        self.teacher_cache = TeacherOutputCache(data.num_rows, cache_key(self.teacher, self.run_config.get("data", {})), folder)
+        self.teacher_cache = TeacherOutputCache(data.num_rows, net_key(self.teacher, self.run_config.get("data", {})), folder)
 
     def on_train_epoch_start(self) -> None:
         for name, term in self.terms.items():  # constant within an epoch: logged once, not every step
             self.log(f"weight/{name}", float(term.weight_at(self.current_epoch)), on_step=False, on_epoch=True)
-
-    def on_train_epoch_end(self) -> None:
-        if self.teacher_cache is not None:
-            self.teacher_cache.flush()
 
     def teacher_outputs(self, batch: dict, kind: str = "full") -> MultimodalOutput:
         """The teacher's outputs (`full`, or `single`: one modality at a time), cached per row."""
@@ -122,19 +124,22 @@ class DistillModule(ClassifierModule):
     # -- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         step = self.distill_step(batch)
-        size = len(batch["target"])
         ce = F.cross_entropy(step.student.logits, batch["target"])
         total = self.alpha * ce
-        logged = {"train/ce": ce}
+        values = {"train/ce": ce}
         for name, term in self.terms.items():
             value = term.loss(step)
             total = total + term.weight_at(self.current_epoch) * value
-            logged[f"train/{name}"] = value
-        self.stop_if_not_finite({"ce": ce, **{name: logged[f"train/{name}"] for name in self.terms}})
-        logged["train/loss"] = total
-        self.log_dict(logged, on_step=True, on_epoch=True, batch_size=size)
-        self._log_metrics("train", step.student.logits, batch["target"])
+            values[f"train/{name}"] = value
+        self.stop_if_not_finite({"ce": ce, **{name: values[f"train/{name}"] for name in self.terms}})
+        values["train/loss"] = total
+        self.log_train_step(values, step.student.logits, batch["target"])
         return total
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self.teacher_cache is not None:
+            self.teacher_cache.flush()
 
     def _evaluate(self, split: str, batch: dict) -> DistillStep:
         step = self.distill_step(batch)

@@ -1,13 +1,29 @@
-import math
-
 from torch import nn
 
+from gramkd.errors import GramkdError
+from gramkd.nets.contract import KINDS, ModalitySpec
+from gramkd.nets.image_encoder import ImageEncoder
+from gramkd.nets.token_encoder import TokenEncoder
 
-def modality_encoder(shape: tuple[int, ...], width: int, hidden: int | None, dropout: float) -> nn.Module:
-    """Turns one modality's rows ([B, *shape]) into one token of `width` ([B, width])."""
-    if len(shape) == 1:
-        return _mlp(shape[0], hidden, width, dropout)
-    return SequenceEncoder(shape[-1], width, hidden, dropout)
+
+def modality_encoder(
+    spec: ModalitySpec, width: int, hidden: int | None, dropout: float, *, name: str = "", patch_size: int = 4, depth: int = 1, heads: int = 4
+) -> nn.Module:
+    """Turns one modality's rows ([B, *spec.shape]) into one token of `width` ([B, width]).
+
+    vector: an MLP; sequence: a per-step MLP, then the mean; image: patches through a small
+    transformer (`patch_size`, `depth` layers of `heads` heads), then the mean; tokens: the same
+    over token embeddings, padding masked. `name` is the modality's, for error messages.
+    """
+    if spec.kind == "vector":
+        return _mlp(spec.shape[0], hidden, width, dropout)
+    if spec.kind == "sequence":
+        return SequenceEncoder(spec.shape[-1], width, hidden, dropout)
+    if spec.kind == "image":
+        return ImageEncoder(name, spec, width, hidden, dropout, patch_size=patch_size, depth=depth, heads=heads)
+    if spec.kind == "tokens":
+        return TokenEncoder(name, spec, width, hidden, dropout, depth=depth, heads=heads)
+    raise GramkdError(f"modality '{name}' is of kind {spec.kind!r}, for which MultimodalNet has no encoder; use one of: {', '.join(KINDS)}")
 
 
 def _mlp(in_dim: int, hidden: int | None, out_dim: int, dropout: float) -> nn.Module:
@@ -25,7 +41,3 @@ class SequenceEncoder(nn.Module):
 
     def forward(self, x):
         return self.step(x.flatten(1, -2)).mean(1)
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in module.parameters())

@@ -2,7 +2,8 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.encoders import count_parameters, modality_encoder
+from gramkd.nets.contract import count_parameters, modality_specs, present_mask
+from gramkd.nets.encoders import modality_encoder
 from gramkd.nets.fusion import ConcatFusion, TransformerFusion
 from gramkd.nets.output import MultimodalOutput
 
@@ -12,14 +13,16 @@ FUSIONS = ("transformer", "concat")
 class MultimodalNet(nn.Module):
     """Per-modality encoders -> one token of `width` each -> fusion -> classification head.
 
-    `modalities` maps names to row shapes (vectors `(D,)` or sequences `(T, D)`); their order is
-    the order of `modality_features`. Teachers and students are this class at different sizes.
-    `config` holds the constructor arguments so a checkpoint can rebuild the net.
+    `modalities` maps names to ModalitySpecs (or bare row shapes: vectors `(D,)`, sequences
+    `(T, D)`); each kind gets its encoder (see `modality_encoder`; images and tokens use
+    `patch_size`, `encoder_depth` layers and `heads`). Their order is the order of
+    `modality_features`; `prefusion_features` holds the encoders' tokens before fusion.
+    `config` holds the constructor arguments.
     """
 
     def __init__(
         self,
-        modalities: dict[str, tuple[int, ...]],
+        modalities: dict,
         num_classes: int,
         width: int = 64,
         fusion: str = "transformer",
@@ -28,19 +31,23 @@ class MultimodalNet(nn.Module):
         heads: int = 4,
         head_hidden: int | None = None,
         dropout: float = 0.1,
+        patch_size: int = 4,
+        encoder_depth: int = 1,
     ):
         super().__init__()
         if fusion not in FUSIONS:
             raise GramkdError(f"unknown fusion '{fusion}'; choose one of: {', '.join(FUSIONS)}")
         if not modalities:
             raise GramkdError("a MultimodalNet needs at least one modality")
-        modalities = {name: tuple(int(s) for s in shape) for name, shape in modalities.items()}
+        specs = modality_specs(modalities)
         self.config = dict(
-            modalities={k: list(v) for k, v in modalities.items()}, num_classes=num_classes, width=width, fusion=fusion,
+            modalities={k: v.as_config() for k, v in specs.items()}, num_classes=num_classes, width=width, fusion=fusion,
             encoder_hidden=encoder_hidden, depth=depth, heads=heads, head_hidden=head_hidden, dropout=dropout,
+            patch_size=patch_size, encoder_depth=encoder_depth,
         )
-        self.modality_names = list(modalities)
-        self.encoders = nn.ModuleDict({m: modality_encoder(s, width, encoder_hidden, dropout) for m, s in modalities.items()})
+        self.modality_names, self.num_classes = list(specs), int(num_classes)
+        sizes = dict(patch_size=patch_size, depth=encoder_depth, heads=heads)
+        self.encoders = nn.ModuleDict({m: modality_encoder(s, width, encoder_hidden, dropout, name=m, **sizes) for m, s in specs.items()})
         if fusion == "transformer":
             self.fusion = TransformerFusion(len(modalities), width, depth, heads, dropout)
         else:
@@ -55,13 +62,10 @@ class MultimodalNet(nn.Module):
         missing = [m for m in self.modality_names if m not in inputs]
         if missing:
             raise GramkdError(f"the batch lacks modality '{missing[0]}' that the net was built for ({', '.join(self.modality_names)})")
-        batch = inputs[self.modality_names[0]].shape[0]
-        device = inputs[self.modality_names[0]].device
-        mask = torch.stack(
-            [present[m] if present is not None else torch.ones(batch, dtype=torch.bool, device=device) for m in self.modality_names], dim=1
-        )
+        first = inputs[self.modality_names[0]]
+        mask = present_mask(self.modality_names, present, first.shape[0], first.device)
         tokens = torch.stack([self.encoders[m](inputs[m]) for m in self.modality_names], dim=1)
-        tokens = tokens * mask.unsqueeze(-1)
+        tokens = tokens.where(mask.unsqueeze(-1), 0)
         fused, modality_features = self.fusion(tokens, mask)
-        modality_features = modality_features * mask.unsqueeze(-1)
-        return MultimodalOutput(self.head(fused), modality_features, mask, fused)
+        modality_features = modality_features.where(mask.unsqueeze(-1), 0)
+        return MultimodalOutput(self.head(fused), modality_features, mask, fused, prefusion_features=tokens)

@@ -57,8 +57,6 @@ def gram_loss(
     Returns:
         A scalar. With no present pair it is a zero that is still part of the autograd graph.
     """
-    if distance not in GRAM_DISTANCES:
-        raise ValueError(f"unknown Gram distance {distance!r}; choose one of {GRAM_DISTANCES}")
     _check_features(student_features, "student_features")
     _check_features(teacher_features, "teacher_features")
     if student_features.shape[:2] != teacher_features.shape[:2]:
@@ -66,8 +64,25 @@ def gram_loss(
             "student and teacher features must agree in batch and modality sizes [B, M, ...]; "
             f"got student {tuple(student_features.shape)} and teacher {tuple(teacher_features.shape)}"
         )
-    student_gram = gram_matrix(student_features, mask, normalize, center)
     teacher_gram = gram_matrix(teacher_features, mask, normalize, center)
+    return gram_loss_to_target(student_features, teacher_gram, mask, normalize, exclude_diagonal, distance, center)
+
+
+def gram_loss_to_target(
+    student_features: Tensor,
+    teacher_gram: Tensor,
+    mask: Tensor | None = None,
+    normalize: bool = True,
+    exclude_diagonal: bool = False,
+    distance: str = "mse",
+    center: bool = False,
+) -> Tensor:
+    """:func:`gram_loss` against a teacher Gram matrix ``[B, M, M]`` computed beforehand (with
+    :func:`gram_matrix` and the same ``mask``, ``normalize`` and ``center``): for a frozen
+    teacher whose Gram matrices are cached per sample."""
+    if distance not in GRAM_DISTANCES:
+        raise ValueError(f"unknown Gram distance {distance!r}; choose one of {GRAM_DISTANCES}")
+    student_gram = gram_matrix(student_features, mask, normalize, center)
     if distance == "mse":
         elementwise = (student_gram - teacher_gram).square()
     else:

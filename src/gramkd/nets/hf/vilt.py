@@ -1,0 +1,137 @@
+import torch
+from torch import nn
+
+from gramkd.errors import GramkdError
+from gramkd.nets.contract import count_parameters, modality_specs, present_mask
+from gramkd.nets.hf.modalities import (
+    check_layers,
+    image_inputs,
+    masked_mean,
+    text_and_images,
+    text_inputs,
+)
+from gramkd.nets.hf.vilt_build import vilt_from_pretrained, vilt_from_sizes
+from gramkd.nets.output import MultimodalOutput
+
+
+class ViltNet(nn.Module):
+    """ViLT, a single-stream vision-language transformer: text tokens then image patches in one encoder.
+
+    The data has one `tokens` modality and one image modality (Hateful Memes, SNLI-VE style) or two
+    (NLVR2 style, as HF's ViltForImagesAndTextClassification: the encoder sees the text with each
+    image in turn, image i with modality type i+1, and the head classifies the pooled outputs
+    concatenated; here the passes run as one batched encoder call).
+
+    A modality's row is the mean of the hidden states over its segment of the sequence: the text's
+    unmasked tokens (with two images, the mean of the two passes' text rows), or one image's
+    positions (ViLT's image token and its patches). `layer` picks the hidden state (an index into
+    HF's `hidden_states`: 0 = the embeddings, -1 = the last layer); `layers` adds `layer_features`;
+    `prefusion_features` are the rows of the embeddings. Absent modalities are masked out of
+    attention (an absent text keeps only its start token), so they cannot influence the rest.
+
+    Built from sizes (random weights; image size and channels from the data, vocabulary from the
+    tokens spec, `max_position_embeddings` null = the data's T) or `pretrained=DIR_OR_HUB_NAME`
+    (a saved ViltModel or fine-tuned ViLT; its head is kept when its label count equals
+    `num_classes`). `max_image_length` > 0 keeps that many random patches per image in training,
+    as ViLT does; evaluation always reads every patch, so it is deterministic.
+    """
+
+    def __init__(
+        self,
+        modalities: dict,
+        num_classes: int,
+        hidden_size: int = 64,
+        num_hidden_layers: int = 4,
+        num_attention_heads: int = 4,
+        intermediate_size: int | None = None,
+        patch_size: int = 4,
+        dropout: float = 0.0,
+        max_position_embeddings: int | None = None,
+        max_image_length: int = -1,
+        layer: int = -1,
+        layers: list[int] | None = None,
+        pretrained: str | None = None,
+    ):
+        super().__init__()
+        specs = modality_specs(modalities)
+        self.config = {
+            "modalities": {k: v.as_config() for k, v in specs.items()}, "num_classes": num_classes, "hidden_size": hidden_size,
+            "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads, "intermediate_size": intermediate_size,
+            "patch_size": patch_size, "dropout": dropout, "max_position_embeddings": max_position_embeddings,
+            "max_image_length": max_image_length, "layer": layer, "layers": layers, "pretrained": pretrained,
+        }
+        self.modality_names, self.num_classes = list(specs), int(num_classes)
+        self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
+        self.image_shape = specs[self.image_names[0]].shape
+        if pretrained:
+            self.vilt, self.classifier = vilt_from_pretrained(str(pretrained), specs, self.text_name, self.image_names, self.num_classes)
+        else:
+            sizes = {
+                "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
+                "intermediate_size": intermediate_size or 4 * hidden_size, "patch_size": patch_size, "dropout": dropout,
+                "max_position_embeddings": max_position_embeddings,
+            }
+            self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes)
+        depth = self.vilt.config.num_hidden_layers
+        self.layer = check_layers([layer], depth, "ViltNet")[0]
+        self.layers = check_layers(layers, depth, "ViltNet")
+        self.max_image_length = int(max_image_length)
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    def forward(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> MultimodalOutput:
+        missing = [m for m in self.modality_names if m not in inputs]
+        if missing:
+            raise GramkdError(f"the batch lacks modality '{missing[0]}' that the ViltNet was built for ({', '.join(self.modality_names)})")
+        tokens = inputs[self.text_name]
+        mask = present_mask(self.modality_names, present, tokens.shape[0], tokens.device)
+        presence = dict(zip(self.modality_names, mask.unbind(1)))
+        ids, text_mask = text_inputs(tokens, presence[self.text_name], self.text_name, self.vilt.config.vocab_size)
+        image_embeds, image_mask = self._image_embeddings(inputs, presence)
+        passes = len(self.image_names)
+        out = self.vilt(
+            input_ids=ids.repeat(passes, 1), attention_mask=text_mask.repeat(passes, 1), image_embeds=image_embeds,
+            pixel_mask=image_mask, image_token_type_idx=1, output_hidden_states=True,
+        )
+        fused = out.pooler_output.unflatten(0, (passes, -1)).transpose(0, 1).flatten(1)
+
+        def rows(hidden: torch.Tensor) -> torch.Tensor:
+            return self._modality_rows(hidden, text_mask.repeat(passes, 1), image_mask, mask)
+
+        layer_features = torch.stack([rows(out.hidden_states[i]) for i in self.layers], 1) if self.layers else None
+        return MultimodalOutput(
+            self.classifier(fused), rows(out.hidden_states[self.layer]), mask, fused,
+            layer_features=layer_features, prefusion_features=rows(out.hidden_states[0]),
+        )
+
+    def _image_embeddings(self, inputs: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every image's patch embeddings, stacked image after image ([n·B, 1+P, H]), and their masks.
+
+        What ViltEmbeddings.visual_embed computes for full-size images, without its per-sample
+        loops and with the patch choice ours. Image i's modality type (i+1) is set here as a
+        shift from type 1, which the encoder call adds to every image.
+        """
+        embeddings = self.vilt.embeddings
+        pixels = torch.cat([image_inputs(inputs[m], presence[m], m, self.image_shape) for m in self.image_names])
+        patches = embeddings.patch_embeddings(pixels).flatten(2).transpose(1, 2) + embeddings.position_embeddings[:, 1:]
+        if self.training and 0 < self.max_image_length < patches.shape[1]:
+            keep = torch.rand(patches.shape[:2], device=patches.device).argsort(1)[:, : self.max_image_length]
+            patches = patches.gather(1, keep.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+        start = (embeddings.cls_token + embeddings.position_embeddings[:, :1]).expand(patches.shape[0], -1, -1)
+        embeds = embeddings.dropout(torch.cat([start, patches], 1))
+        types = embeddings.token_type_embeddings.weight
+        shifts = torch.stack([types[i + 1] - types[1] for i in range(len(self.image_names))])
+        embeds = embeds + shifts.repeat_interleave(embeds.shape[0] // len(self.image_names), 0).unsqueeze(1)
+        present = torch.cat([presence[m] for m in self.image_names]).long()
+        return embeds, present.unsqueeze(1).expand(-1, embeds.shape[1])
+
+    def _modality_rows(self, hidden: torch.Tensor, text_mask: torch.Tensor, image_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[n·B, S, H] hidden states of the n passes -> [B, M, H] rows, zero where absent."""
+        passes, length = len(self.image_names), text_mask.shape[1]
+        text = masked_mean(hidden[:, :length], text_mask).unflatten(0, (passes, -1)).mean(0)
+        images = masked_mean(hidden[:, length:], image_mask).unflatten(0, (passes, -1))
+        by_name = {self.text_name: text, **dict(zip(self.image_names, images))}
+        rows = torch.stack([by_name[m] for m in self.modality_names], 1)
+        return rows.where(mask.unsqueeze(-1), 0)

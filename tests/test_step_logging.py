@@ -1,0 +1,48 @@
+"""Per-step values are accumulated, not logged every step; the epoch means stay what they were."""
+
+import csv
+
+import pytest
+
+from conftest import FAST
+from gramkd.train import train_and_test
+
+# Logged by the DistillModule before logging was batched (self.log_dict(on_step, on_epoch) every
+# step), on this config: experiment=synthetic/kd_gram, seed 0, 2 epochs, teacher 1 epoch.
+GOLDEN = {
+    "train/ce_epoch": [2.20965576171875, 2.108084201812744],
+    "train/kd_epoch": [0.21705414354801178, 0.13943704962730408],
+    "train/gram_epoch": [0.15981006622314453, 0.15067286789417267],
+    "train/loss_epoch": [2.586519718170166, 2.3981940746307373],
+    "train/acc": [0.10499999672174454, 0.14499999582767487],
+    "train/f1": [0.09955018013715744, 0.11380564421415329],
+}
+CONFIG = ["experiment=synthetic/kd_gram", *FAST, "compare_with=[]", "trainer.max_epochs=2", "teacher.overrides=['trainer.max_epochs=1']"]
+
+
+def logged_rows(compose_fit, every: int, tmp_path):
+    cfg = compose_fit([*CONFIG, f"trainer.log_every_n_steps={every}"], tmp_path / f"every{every}")
+    _, _, trainer = train_and_test(cfg)
+    with open(tmp_path / f"every{every}" / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f)), (len(trainer.datamodule.datasets["train"]), trainer.datamodule.batch_size)
+
+
+def test_epoch_means_equal_the_golden_values_and_the_steps(compose_fit, tmp_path):
+    rows, (train_rows, batch) = logged_rows(compose_fit, 1, tmp_path)
+    for name, values in GOLDEN.items():
+        assert [float(r[name]) for r in rows if r.get(name)] == pytest.approx(values, rel=1e-6), name
+    # full batches and a last, smaller one: the epoch mean weighs each step by its rows
+    sizes = [batch] * (train_rows // batch) + ([train_rows % batch] if train_rows % batch else [])
+    for epoch in (0, 1):
+        steps = [float(r["train/ce_step"]) for r in rows if r.get("train/ce_step") and int(r["epoch"]) == epoch]
+        assert len(steps) == len(sizes) > 1
+        assert sum(s * n for s, n in zip(steps, sizes)) / train_rows == pytest.approx(GOLDEN["train/ce_epoch"][epoch], rel=1e-6)
+
+
+def test_step_values_reach_the_logger_at_the_log_every_n_steps_cadence(compose_fit, tmp_path):
+    rows, _ = logged_rows(compose_fit, 1, tmp_path / "all")
+    all_steps = sorted({int(r["step"]) for r in rows if r.get("train/loss_step")})
+    rows, _ = logged_rows(compose_fit, 3, tmp_path)
+    steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
+    assert steps == [s for s in all_steps if (s + 1) % 3 == 0] and steps
+    assert [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")] == pytest.approx(GOLDEN["train/loss_epoch"], rel=1e-6)
