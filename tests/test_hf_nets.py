@@ -369,3 +369,12 @@ def test_backward_reaches_every_parameter(make_net):
     (torch.nn.functional.cross_entropy(out.logits, torch.arange(6) % 3) + out.modality_features.pow(2).mean()).backward()
     unreached = [name for name, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert unreached == []
+
+
+def test_vilt_initializer_range_sets_the_spread_of_the_initial_weights():
+    def spread(net):
+        return torch.cat([m.weight.flatten() for m in net.vilt.encoder.modules() if isinstance(m, torch.nn.Linear)]).std().item()
+
+    torch.manual_seed(0)
+    default, wide = spread(vilt_net(2)), spread(vilt_net(2, initializer_range=0.1))
+    assert default == pytest.approx(0.02, rel=0.1) and wide == pytest.approx(0.1, rel=0.1)

@@ -151,3 +151,18 @@ def test_a_run_stopped_after_one_epoch_and_resumed_ends_like_an_uninterrupted_on
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (uninterrupted, continued))
     a.pop("wall_time_s"), b.pop("wall_time_s")
     assert a == b
+
+
+# ---- parallel local jobs (hydra/launcher=joblib) ------------------------------------------------
+
+
+def test_two_parallel_joblib_jobs_train_the_teacher_once(tmp_path):
+    """Both jobs need the same teacher: one trains it, the other waits on the lock and reuses it."""
+    result = run_gramkd(["fit", "-m", *DISTILL, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("training teacher synthetic/teacher") == 1
+    assert result.stderr.count("reusing cached teacher synthetic/teacher") == 1
+    jobs = job_dirs(tmp_path / "logs" / "synthetic" / "kd_gram" / "multiruns")
+    metrics = [json.loads((job / "metrics.json").read_text()) for job in jobs]
+    assert len(metrics) == 2 and metrics[0]["teacher/test/acc"] == metrics[1]["teacher/test/acc"]
+    assert len(list((tmp_path / "logs" / "cache").glob("teacher_*/net.pt"))) == 1

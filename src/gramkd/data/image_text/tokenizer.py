@@ -38,6 +38,9 @@ class WordTokenizer:
         return self.tokenizer.get_vocab_size()
 
     def encode(self, texts: list[str]) -> EncodedTexts:
+        return in_chunks(self._encode, texts)
+
+    def _encode(self, texts: list[str]) -> EncodedTexts:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int32).reshape(len(texts), -1)
         mask = np.array([e.attention_mask for e in encodings], dtype=bool).reshape(ids.shape)
@@ -54,12 +57,22 @@ class PretrainedTokenizer:
         return len(self.tokenizer)
 
     def encode(self, texts: list[str]) -> EncodedTexts:
+        return in_chunks(self._encode, texts)
+
+    def _encode(self, texts: list[str]) -> EncodedTexts:
         out = self.tokenizer(
             texts, padding="max_length", truncation=True, max_length=self.max_length,
             return_attention_mask=True, return_special_tokens_mask=True, return_tensors="np",
         )
         mask = out["attention_mask"].astype(bool)
         return EncodedTexts(out["input_ids"].astype(np.int32), mask, (mask & ~out["special_tokens_mask"].astype(bool)).sum(1))
+
+
+def in_chunks(encode, texts: list[str], chunk: int = 1000) -> EncodedTexts:
+    """Encode `chunk` texts at a time: one batch of every text holds hundreds of MB of Python
+    objects at 50 000 texts, which the allocator then keeps."""
+    parts = [encode(texts[start : start + chunk]) for start in range(0, len(texts), chunk)] or [encode([])]
+    return EncodedTexts(*(np.concatenate([getattr(p, name) for p in parts]) for name in EncodedTexts.__dataclass_fields__))
 
 
 def text_tokenizer(source: str | None, train_texts: list[str], max_length: int, cache_dir: Path):

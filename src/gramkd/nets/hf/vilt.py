@@ -46,6 +46,7 @@ class ViltNet(nn.Module):
         intermediate_size: int | None = None,
         patch_size: int = 4,
         dropout: float = 0.0,
+        initializer_range: float = 0.02,
         max_position_embeddings: int | None = None,
         max_image_length: int = -1,
         layer: int = -1,
@@ -57,8 +58,8 @@ class ViltNet(nn.Module):
         self.config = {
             "modalities": {k: v.as_config() for k, v in specs.items()}, "num_classes": num_classes, "hidden_size": hidden_size,
             "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads, "intermediate_size": intermediate_size,
-            "patch_size": patch_size, "dropout": dropout, "max_position_embeddings": max_position_embeddings,
-            "max_image_length": max_image_length, "layer": layer, "layers": layers, "pretrained": pretrained,
+            "patch_size": patch_size, "dropout": dropout, "initializer_range": initializer_range,
+            "max_position_embeddings": max_position_embeddings, "max_image_length": max_image_length, "layer": layer, "layers": layers, "pretrained": pretrained,
         }
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
@@ -69,7 +70,7 @@ class ViltNet(nn.Module):
             sizes = {
                 "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
                 "intermediate_size": intermediate_size or 4 * hidden_size, "patch_size": patch_size, "dropout": dropout,
-                "max_position_embeddings": max_position_embeddings,
+                "initializer_range": initializer_range, "max_position_embeddings": max_position_embeddings,
             }
             self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes)
         depth = self.vilt.config.num_hidden_layers
