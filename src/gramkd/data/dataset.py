@@ -1,5 +1,7 @@
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
+
+from gramkd.data.sampler import EpochSeededSampler
 
 
 class PairedTensorDataset(Dataset):
@@ -39,6 +41,30 @@ def as_batch(batch: dict) -> dict:
     return batch
 
 
+def one_row(dataset: Dataset, i: int) -> dict:
+    """Row `i` of a dataset that serves whole batches (`__getitems__`), as a single sample."""
+    batch = dataset.__getitems__([i])
+    return {
+        "inputs": {m: x[0] for m, x in batch["inputs"].items()},
+        "present": {m: p[0] for m, p in batch["present"].items()},
+        "target": batch["target"][0],
+        "index": batch["index"][0],
+    }
+
+
+def batch_loader(dataset: Dataset, batch_size: int, seed: int, shuffle: bool, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over a batch-serving dataset: seeded per-epoch shuffling for training."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSeededSampler(len(dataset), seed) if shuffle else None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        collate_fn=as_batch,
+    )
+
+
 class DiskPairedDataset(Dataset):
     """Rows of paired modalities read from disk per batch and standardised on the fly.
 
@@ -57,13 +83,7 @@ class DiskPairedDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        batch = self.__getitems__([i])
-        return {
-            "inputs": {m: x[0] for m, x in batch["inputs"].items()},
-            "present": {m: p[0] for m, p in batch["present"].items()},
-            "target": batch["target"][0],
-            "index": batch["index"][0],
-        }
+        return one_row(self, i)
 
     def __getitems__(self, positions: list[int]) -> dict:
         rows = self.rows[positions]

@@ -5,8 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from gramkd.data.dataset import PairedTensorDataset, as_batch
-from gramkd.data.sampler import EpochSeededSampler
+from gramkd.data.dataset import PairedTensorDataset, batch_loader
 from gramkd.data.split import SPLITS, stratified_split
 from gramkd.errors import GramkdError
 
@@ -107,16 +106,7 @@ class PairedMultimodalDataModule(L.LightningDataModule):
         return out
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochSeededSampler(len(dataset), self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=as_batch,
-        )
+        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -93,3 +93,12 @@ def present_mask(names: list[str], present: dict[str, torch.Tensor] | None, batc
     if present is None:
         return torch.ones(batch, len(names), dtype=torch.bool, device=device)
     return torch.stack([present[m] for m in names], dim=1)
+
+
+def batch_presence(net_name: str, names: list[str], inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None) -> torch.Tensor:
+    """The [B, M] presence mask of a batch, after checking that it has every modality the net needs."""
+    missing = [m for m in names if m not in inputs]
+    if missing:
+        raise GramkdError(f"the batch lacks modality '{missing[0]}' that the {net_name} was built for ({', '.join(names)})")
+    first = inputs[names[0]]
+    return present_mask(names, present, first.shape[0], first.device)

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.contract import count_parameters, modality_specs, present_mask
+from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
 from gramkd.nets.encoders import modality_encoder
 from gramkd.nets.fusion import ConcatFusion, TransformerFusion
 from gramkd.nets.output import MultimodalOutput
@@ -59,11 +59,7 @@ class MultimodalNet(nn.Module):
         return count_parameters(self)
 
     def forward(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> MultimodalOutput:
-        missing = [m for m in self.modality_names if m not in inputs]
-        if missing:
-            raise GramkdError(f"the batch lacks modality '{missing[0]}' that the net was built for ({', '.join(self.modality_names)})")
-        first = inputs[self.modality_names[0]]
-        mask = present_mask(self.modality_names, present, first.shape[0], first.device)
+        mask = batch_presence("net", self.modality_names, inputs, present)
         tokens = torch.stack([self.encoders[m](inputs[m]) for m in self.modality_names], dim=1)
         tokens = tokens.where(mask.unsqueeze(-1), 0)
         fused, modality_features = self.fusion(tokens, mask)

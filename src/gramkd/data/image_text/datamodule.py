@@ -7,13 +7,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from gramkd.data.dataset import as_batch
+from gramkd.data.dataset import batch_loader
 from gramkd.data.image_text.dataset import ImageTextDataset
 from gramkd.data.image_text.formats import layout_of
 from gramkd.data.image_text.image_cache import cached_images
 from gramkd.data.image_text.layout import SPLITS, SplitRecords, read_layout
 from gramkd.data.image_text.tokenizer import EncodedTexts, text_tokenizer
-from gramkd.data.sampler import EpochSeededSampler
 from gramkd.errors import GramkdError
 from gramkd.nets.contract import ModalitySpec
 
@@ -138,16 +137,7 @@ class ImageTextDataModule(L.LightningDataModule):
 
     # -- loaders --------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.datasets[split]
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=EpochSeededSampler(len(dataset), self.seed) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=as_batch,
-        )
+        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from gramkd.data.dataset import one_row
 from gramkd.data.disk_array import DiskArray
 
 
@@ -37,13 +38,7 @@ class ImageTextDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> dict:
-        batch = self.__getitems__([i])
-        return {
-            "inputs": {m: x[0] for m, x in batch["inputs"].items()},
-            "present": {m: p[0] for m, p in batch["present"].items()},
-            "target": batch["target"][0],
-            "index": batch["index"][0],
-        }
+        return one_row(self, i)
 
     def __getitems__(self, positions: list[int]) -> dict:
         rows = torch.as_tensor(positions, dtype=torch.long)

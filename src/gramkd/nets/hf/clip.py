@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.contract import count_parameters, modality_specs, present_mask
+from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
 from gramkd.nets.hf.clip_build import (
     clip_towers_from_pretrained,
     clip_towers_from_sizes,
@@ -91,11 +91,8 @@ class ClipDualEncoderNet(nn.Module):
         return count_parameters(self)
 
     def forward(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> MultimodalOutput:
-        missing = [m for m in self.modality_names if m not in inputs]
-        if missing:
-            raise GramkdError(f"the batch lacks modality '{missing[0]}' that the ClipDualEncoderNet was built for ({', '.join(self.modality_names)})")
+        mask = batch_presence("ClipDualEncoderNet", self.modality_names, inputs, present)
         tokens = inputs[self.text_name]
-        mask = present_mask(self.modality_names, present, tokens.shape[0], tokens.device)
         presence = dict(zip(self.modality_names, mask.unbind(1)))
         text_rows, text_layers = self._text(tokens, presence[self.text_name])
         image_rows, image_layers = self._images(inputs, presence)

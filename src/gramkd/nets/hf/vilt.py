@@ -1,8 +1,7 @@
 import torch
 from torch import nn
 
-from gramkd.errors import GramkdError
-from gramkd.nets.contract import count_parameters, modality_specs, present_mask
+from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
 from gramkd.nets.hf.modalities import (
     check_layers,
     image_inputs,
@@ -83,11 +82,8 @@ class ViltNet(nn.Module):
         return count_parameters(self)
 
     def forward(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> MultimodalOutput:
-        missing = [m for m in self.modality_names if m not in inputs]
-        if missing:
-            raise GramkdError(f"the batch lacks modality '{missing[0]}' that the ViltNet was built for ({', '.join(self.modality_names)})")
+        mask = batch_presence("ViltNet", self.modality_names, inputs, present)
         tokens = inputs[self.text_name]
-        mask = present_mask(self.modality_names, present, tokens.shape[0], tokens.device)
         presence = dict(zip(self.modality_names, mask.unbind(1)))
         ids, text_mask = text_inputs(tokens, presence[self.text_name], self.text_name, self.vilt.config.vocab_size)
         image_embeds, image_mask = self._image_embeddings(inputs, presence)
