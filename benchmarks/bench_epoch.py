@@ -11,13 +11,17 @@ Variants, measured in interleaved rounds (one fit of each per round, order rotat
   hand            the minimal PyTorch loop (common.HandLoop), teacher under no_grad every step
   bare            a LightningModule with only the same math in training_step (Lightning's own floor)
   distill         DistillModule, teacher_cache=off: identical math to `hand` — the goal (<= 1.10)
-  distill_nolog   the same with `self.log`/`self.log_dict` made no-ops (what logging costs)
-  distill_nolog_nometrics  also without the torchmetrics update per step
+  distill_nolog   the same with `self.log`/`self.log_dict` made no-ops (what Lightning's logging
+                  costs: the per-step values at the log_every_n_steps cadence, the epoch means,
+                  metrics and term weights once per epoch)
+  distill_nolog_nometrics  also without the train metrics (no rows kept per step, no compute)
   cache_memory    DistillModule, teacher_cache=memory (the config's default)
   cache_disk      DistillModule, teacher_cache=disk (memory-mapped .npy files in a temp folder)
 The Lightning trainer is as lean as a user would run it for speed (no progress bar, summary,
 checkpointing, logger or validation). An epoch's time runs from one epoch start to the next
-(end-of-epoch work included); epoch 0 is reported apart (it fills the cache).
+(end-of-epoch work included); epoch 0 is reported apart (it fills the cache). Times are taken on
+the wall clock and on the process's CPU clock (which leaves out the time other processes held the
+core: on a shared machine the steadier of the two).
 
     python benchmarks/bench_epoch.py [--epochs 6] [--repeats 5]
 """
@@ -27,22 +31,36 @@ import cProfile
 import pstats
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    HandLoop, Math, distill_module, emit, epoch_timer_callback, lean_trainer, load, median, mfeat_kd_gram, quiet,
-)
-
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 
 from gramkd.modules import DistillModule  # noqa: E402
+from gramkd.nets.contract import count_parameters  # noqa: E402
+
+from common import (  # noqa: E402
+    HandLoop,
+    Math,
+    distill_module,
+    durations,
+    emit,
+    epoch_timer_callback,
+    lean_trainer,
+    load,
+    median,
+    mfeat_kd_gram,
+    optimizer_and_scheduler,
+    quiet,
+    stamp,
+)
 
 
 class DistillNoLog(DistillModule):
-    """DistillModule whose logging calls do nothing (the metrics are still updated)."""
+    """DistillModule whose Lightning logging calls do nothing: the `<name>_step` values at the
+    log_every_n_steps cadence, the epoch means, the metrics and the term weights, once per
+    epoch. The epoch sums and the metrics are still kept."""
 
     def log(self, *args, **kwargs):
         pass
@@ -52,8 +70,13 @@ class DistillNoLog(DistillModule):
 
 
 class DistillNoLogNoMetrics(DistillNoLog):
-    def _log_metrics(self, *args, **kwargs):
-        pass
+    """… and without the train metrics (no accuracy/F1 rows kept per step, no compute per epoch)."""
+
+    def log_train_step(self, values, logits, target, stacked=None):
+        self.train_means.add(values, len(target), stacked)
+
+    def on_train_epoch_end(self):
+        self.train_means.pop_means()
 
 
 class BareModule(L.LightningModule):
@@ -63,7 +86,7 @@ class BareModule(L.LightningModule):
         super().__init__()
         self.net = __import__("copy").deepcopy(setup.student)
         self.__dict__["teacher"] = setup.teacher
-        self.math = Math.of(setup.cfg)
+        self.math, self.cfg = Math.of(setup.cfg), setup.cfg
 
     def training_step(self, batch, batch_idx):
         with torch.no_grad():
@@ -72,26 +95,26 @@ class BareModule(L.LightningModule):
         return self.math.loss(student_out, teacher_out, batch["target"])
 
     def configure_optimizers(self):
-        m = self.math
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=m.lr, weight_decay=m.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=m.t_max)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        optimizer, scheduler, interval = optimizer_and_scheduler(self.cfg, [p for p in self.net.parameters() if p.requires_grad])
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
 
 
 def lightning_fit(setup, epochs: int, make_module) -> dict:
     starts, losses = [], []
     module, terms = make_module()
-    started = time.perf_counter()
+    started = stamp()
     with quiet():
         lean_trainer(epochs, [*terms, epoch_timer_callback(starts, losses)]).fit(module, datamodule=setup.datamodule)
-    return {"wall": time.perf_counter() - started, "starts": starts, "losses": losses, "module": module}
+    return {"fit": durations([started, stamp()], "wall")[0], "starts": starts, "losses": losses, "module": module}
 
 
 def hand_fit(setup, epochs: int) -> dict:
     starts, losses = [], []
-    started = time.perf_counter()
+    started = stamp()
     HandLoop(setup).fit(epochs, record=losses, epoch_starts=starts)
-    return {"wall": time.perf_counter() - started, "starts": starts, "losses": losses}
+    return {"fit": durations([started, stamp()], "wall")[0], "starts": starts, "losses": losses}
 
 
 def variants(setup, cache_dir: str) -> dict:
@@ -115,10 +138,6 @@ def variants(setup, cache_dir: str) -> dict:
     }
 
 
-def per_epoch(starts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(starts, starts[1:])]
-
-
 def profile_distill(setup, epochs: int) -> dict:
     """cProfile of one DistillModule fit (teacher_cache=off): seconds per training step spent in the
     named functions (cumulative). Profiling inflates Python-heavy code, so read these as shares."""
@@ -139,14 +158,62 @@ def profile_distill(setup, epochs: int) -> dict:
         "fit loop (everything)": cumulative("lightning/pytorch/loops/fit_loop.py", "run"),
         "DistillModule.training_step": cumulative("gramkd/modules/distill.py", "training_step"),
         "  distill_step (teacher + student forward)": cumulative("gramkd/modules/distill.py", "distill_step"),
-        "  LightningModule.log": cumulative("lightning/pytorch/core/module.py", "log"),
-        "    of which _ResultMetric.to (apply_to_collection)": cumulative("logger_connector/result.py", "to"),
-        "  torchmetrics MetricCollection forward (acc + F1)": cumulative("torchmetrics/collections.py", "forward"),
+        "  Gram term (its loss, forward)": cumulative("gramkd/distill/gram.py", "loss"),
+        "  KD term (its loss, forward)": cumulative("gramkd/distill/kd.py", "loss"),
+        "  stop_if_not_finite": cumulative("gramkd/modules/classifier.py", "stop_if_not_finite"),
+        "  log_train_step (epoch sums, metric rows, cadence logs)": cumulative("gramkd/modules/classifier.py", "log_train_step"),
+        "per-epoch hooks (epoch means, metrics, weights)": cumulative("gramkd/modules/distill.py", "on_train_epoch_end") + cumulative("gramkd/modules/distill.py", "on_train_epoch_start"),
+        "LightningModule.log (every call)": cumulative("lightning/pytorch/core/module.py", "log"),
+        "torchmetrics update (every call)": cumulative("torchmetrics/collections.py", "update"),
         "backward": cumulative("torch/_tensor.py", "backward"),
         "AdamW update (_single_tensor_adam)": cumulative("torch/optim/adam.py", "_single_tensor_adam") + cumulative("torch/optim/adam.py", "_multi_tensor_adam"),
     }
     log_calls = sum(v[1] for (f, _, n), v in stats.items() if f.replace("\\", "/").endswith("lightning/pytorch/core/module.py") and n == "log")
     return {"steps": steps, "log_calls_per_step": log_calls / steps, "ms_per_step": {k: 1000 * v / steps for k, v in named.items()}}
+
+
+def measure(runs: dict, epochs: int, repeats: int) -> dict:
+    """Interleaved rounds of one fit per variant (order rotating, after a one-epoch warm-up fit of
+    each); checks that every variant's losses equal the hand loop's, step by step, bit for bit.
+    Returns per-variant medians over rounds and the per-round ratios to the hand loop, on the wall
+    clock and on the process's CPU clock."""
+    names = list(runs)
+    for name in names:  # warm-up: first-call costs (imports, allocator, oneDNN kernels)
+        runs[name](1)
+    results = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            results[name].append(runs[name](epochs))
+
+    reference = results["hand"][0]["losses"]
+    identical = {}
+    for name, fits in results.items():
+        identical[name] = all(len(f["losses"]) == len(reference) and all(torch.equal(a, b) for a, b in zip(f["losses"], reference)) for f in fits)
+        max_diff = max(float((a - b).abs()) for f in fits for a, b in zip(f["losses"], reference))
+        assert identical[name], f"{name}: losses differ from the hand-written loop's (max |diff| {max_diff:g})"
+
+    def ratio(table, a, b):
+        return median([x / y for x, y in zip(table[a], table[b])])
+
+    out = {"rounds": repeats, "epochs_per_fit": epochs, "losses_identical": identical, "steps_compared": len(reference)}
+    for clock, suffix in (("wall", ""), ("cpu", "_cpu")):
+        steady = {n: [median(durations(f["starts"], clock)[1:]) for f in fits] for n, fits in results.items()}  # one per round
+        first = {n: [durations(f["starts"], clock)[0] for f in fits] for n, fits in results.items()}
+        out[f"epoch{suffix}_s"] = {n: median(v) for n, v in steady.items()}
+        out[f"first_epoch{suffix}_s"] = {n: median(v) for n, v in first.items()}
+        out[f"ratio_vs_hand{suffix}"] = {n: ratio(steady, n, "hand") for n in steady}
+        out[f"per_round{suffix}_ms"] = {n: [round(1000 * x, 2) for x in steady[n]] for n in steady}
+        if "cache_memory" in runs:
+            out[f"cache_speedup_steady{suffix}"] = ratio(steady, "distill", "cache_memory")
+            out[f"cache_speedup_first_epoch{suffix}"] = ratio(first, "distill", "cache_memory")
+    walls = {n: [f["fit"] for f in fits] for n, fits in results.items()}
+    out["fit_wall_s"] = {n: median(v) for n, v in walls.items()}
+    out["ratio_fit_wall_vs_hand"] = {n: ratio(walls, n, "hand") for n in walls}
+    out["cache_stats"] = {
+        name: {"hits": results[name][-1]["module"].teacher_cache.hits, "misses": results[name][-1]["module"].teacher_cache.misses}
+        for name in ("cache_memory", "cache_disk") if name in runs
+    }
+    return out
 
 
 def main() -> None:
@@ -158,67 +225,28 @@ def main() -> None:
     load_before = load()
     setup = mfeat_kd_gram()
     with tempfile.TemporaryDirectory() as cache_dir:
-        runs = variants(setup, cache_dir)
-        names = list(runs)
-        for name in names:  # warm-up: first-call costs (imports, allocator, oneDNN kernels)
-            runs[name](1)
-        results = {name: [] for name in names}
-        for r in range(args.repeats):
-            for name in names[r % len(names):] + names[: r % len(names)]:
-                results[name].append(runs[name](args.epochs))
-        steps_per_epoch = len(setup.datamodule.train_dataloader())
-
-    # the math is the same: every variant's losses, step by step, bit for bit
-    reference = results["hand"][0]["losses"]
-    identical = {}
-    for name, fits in results.items():
-        identical[name] = all(len(f["losses"]) == len(reference) and all(torch.equal(a, b) for a, b in zip(f["losses"], reference)) for f in fits)
-        max_diff = max(float((a - b).abs()) for f in fits for a, b in zip(f["losses"], reference))
-        assert identical[name], f"{name}: losses differ from the hand-written loop's (max |diff| {max_diff:g})"
-
-    steady = {n: [median(per_epoch(f["starts"])[1:]) for f in fits] for n, fits in results.items()}   # one per round
-    first = {n: [per_epoch(f["starts"])[0] for f in fits] for n, fits in results.items()}
-    walls = {n: [f["wall"] for f in fits] for n, fits in results.items()}
-
-    def ratio(table, a, b):
-        return median([x / y for x, y in zip(table[a], table[b])])
-
-    cache_stats = {}
-    for name in ("cache_memory", "cache_disk"):
-        cache = results[name][-1]["module"].teacher_cache
-        cache_stats[name] = {"hits": cache.hits, "misses": cache.misses}
-
+        measured = measure(variants(setup, cache_dir), args.epochs, args.repeats)
     out = {
         "item": "epoch",
-        "epochs_per_fit": args.epochs,
-        "rounds": args.repeats,
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": len(setup.datamodule.train_dataloader()),
         "batch_size": setup.datamodule.batch_size,
         "train_rows": len(setup.datamodule.datasets["train"]),
-        "student_params": setup.student.num_parameters,
-        "teacher_params": setup.teacher.num_parameters,
-        "losses_identical": identical,
-        "steps_compared": len(reference),
-        "epoch_s": {n: median(v) for n, v in steady.items()},
-        "first_epoch_s": {n: median(v) for n, v in first.items()},
-        "fit_wall_s": {n: median(v) for n, v in walls.items()},
-        "ratio_vs_hand": {n: ratio(steady, n, "hand") for n in steady},
-        "ratio_fit_wall_vs_hand": {n: ratio(walls, n, "hand") for n in walls},
-        "cache_speedup_steady": ratio(steady, "distill", "cache_memory"),
-        "cache_speedup_first_epoch": ratio(first, "distill", "cache_memory"),
-        "disk_cache_speedup_steady": ratio(steady, "distill", "cache_disk"),
-        "cache_stats": cache_stats,
-        "per_round_ms": {n: {"epoch": [round(1000 * x, 2) for x in steady[n]], "first_epoch": [round(1000 * x, 2) for x in first[n]]} for n in steady},
+        "student_params": count_parameters(setup.student),
+        "teacher_params": count_parameters(setup.teacher),
+        **measured,
         "load_before": load_before,
     }
+    out["disk_cache_speedup_steady"] = median([d / c for d, c in zip(out["per_round_ms"]["distill"], out["per_round_ms"]["cache_disk"])])
     steps = out["steps_per_epoch"]
-    out["overhead_ms_per_step"] = {
-        "distill - hand": 1000 * (out["epoch_s"]["distill"] - out["epoch_s"]["hand"]) / steps,
-        "bare - hand (Lightning loop)": 1000 * (out["epoch_s"]["bare"] - out["epoch_s"]["hand"]) / steps,
-        "distill - distill_nolog (self.log calls)": 1000 * (out["epoch_s"]["distill"] - out["epoch_s"]["distill_nolog"]) / steps,
-        "distill_nolog - distill_nolog_nometrics (torchmetrics update)": 1000 * (out["epoch_s"]["distill_nolog"] - out["epoch_s"]["distill_nolog_nometrics"]) / steps,
-        "distill_nolog_nometrics - bare (DistillModule own step)": 1000 * (out["epoch_s"]["distill_nolog_nometrics"] - out["epoch_s"]["bare"]) / steps,
-    }
+    for suffix in ("", "_cpu"):
+        ms = {n: 1000 * v / steps for n, v in out[f"epoch{suffix}_s"].items()}
+        out[f"overhead{suffix}_ms_per_step"] = {
+            "distill - hand": ms["distill"] - ms["hand"],
+            "bare - hand (Lightning loop)": ms["bare"] - ms["hand"],
+            "distill - distill_nolog (Lightning logging)": ms["distill"] - ms["distill_nolog"],
+            "distill_nolog - distill_nolog_nometrics (train metrics)": ms["distill_nolog"] - ms["distill_nolog_nometrics"],
+            "distill_nolog_nometrics - bare (DistillModule own step)": ms["distill_nolog_nometrics"] - ms["bare"],
+        }
     # a whole `make fit`-length run (30 epochs): the cache pays for the first epoch, then saves
     e = setup.cfg.trainer.max_epochs
     out["cache_speedup_full_fit_estimate"] = (e * out["epoch_s"]["distill"]) / (out["first_epoch_s"]["cache_memory"] + (e - 1) * out["epoch_s"]["cache_memory"])

@@ -5,10 +5,11 @@ update) with the student and teacher presets of the config, on synthetic data (r
 standard-normal rows, all modalities present, 10 classes):
   - M = 1, 2, 4, 8, 16 modalities of 16 features each, batch 64;
   - batch 32 … 1024 with mfeat's six views (76, 216, 64, 240, 47, 6 features).
-For each: the step with the teacher's forward (online), the step with its outputs precomputed
-(what the teacher cache gives after the first epoch), and the Gram term alone (forward +
-backward) with its share of the cached step, and within it the teacher's Gram matrix (forward,
-no grad: the part that depends on the teacher only). All points of a sweep run in interleaved rounds.
+For each: the step with the teacher's forward (online), the step with its outputs and Gram
+matrices precomputed (what the caches give after the first epoch), and the Gram term alone as the
+DistillModule runs it with the caches (forward + backward, the teacher's Gram matrices read per
+row) with its share of the cached step, and apart the teacher's Gram matrix (forward, no grad:
+what the online teacher adds to the term). All points of a sweep run in interleaved rounds.
 
     python benchmarks/bench_scaling.py [--repeats 7]
 """
@@ -19,15 +20,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Math, emit, interleaved, load, median  # noqa: E402
-
 import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
 from gramkd.config import compose  # noqa: E402
 from gramkd.data.mfeat import MFEAT_VIEWS  # noqa: E402
-from gramkd.distill.functional import gram_loss, gram_matrix  # noqa: E402
+from gramkd.distill.functional import gram_matrix  # noqa: E402
 from gramkd.teacher import teacher_run_config  # noqa: E402
+
+from common import Math, emit, gram_term_fn, interleaved, load, median, optimizer_and_scheduler  # noqa: E402
 
 NUM_CLASSES = 10
 
@@ -53,34 +54,33 @@ def candidates_for(label: str, cfg, math: Math, modalities: dict, batch_size: in
     student = copy.deepcopy(student)
     batch = synthetic_batch(modalities, batch_size)
     inputs, present, target = batch["inputs"], batch["present"], batch["target"]
-    optimizer = torch.optim.AdamW(student.parameters(), lr=math.lr, weight_decay=math.weight_decay)
+    optimizer = optimizer_and_scheduler(cfg, list(student.parameters()))[0]
     with torch.no_grad():
         cached = teacher(inputs, present)
-        student_features = student(inputs, present).modality_features
-    leaf = student_features.clone().requires_grad_(True)
+        student_out = student(inputs, present)
+    cached_gram = math.teacher_gram(cached)
 
     def step(online: bool):
         def run():
             if online:
                 with torch.no_grad():
                     teacher_out = teacher(inputs, present)
-            else:
-                teacher_out = cached
-            loss = math.loss(student(inputs, present), teacher_out, target)
+                loss = math.loss(student(inputs, present), teacher_out, target)
+            else:  # teacher outputs and Gram matrices from the per-row caches
+                loss = math.loss(student(inputs, present), cached, target, teacher_gram=cached_gram)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         return run
 
-    def gram():
-        leaf.grad = None
-        gram_loss(leaf, cached.modality_features, cached.modality_mask, math.gram_normalize, False, "mse", math.gram_center).backward()
-
     def teacher_gram():
         with torch.no_grad():
             gram_matrix(cached.modality_features, cached.modality_mask, math.gram_normalize, math.gram_center)
 
-    return {f"{label}|online": step(True), f"{label}|cached": step(False), f"{label}|gram": gram, f"{label}|teacher_gram": teacher_gram}
+    return {
+        f"{label}|online": step(True), f"{label}|cached": step(False), f"{label}|teacher_gram": teacher_gram,
+        f"{label}|gram": gram_term_fn(cfg, batch, student_out, cached, cached=True),
+    }
 
 
 def sweep(points: dict, repeats: int) -> dict:

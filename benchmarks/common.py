@@ -90,23 +90,25 @@ def median(values) -> float:
     return statistics.median(values)
 
 
-def interleaved(candidates: dict, repeats: int, number: int = 1, warmup: int = 1) -> dict[str, list[float]]:
+def interleaved(candidates: dict, repeats: int, number: int = 1, warmup: int = 1, clock: str = "wall") -> dict[str, list[float]]:
     """Seconds per call of each candidate (a zero-argument callable), measured in rounds: every
     round runs each candidate `number` times, in an order that rotates from round to round, so that
-    a change in the machine's load hits all candidates alike. Returns name -> one time per round."""
+    a change in the machine's load hits all candidates alike. Returns name -> one time per round;
+    `clock="both"`: {"wall": that, "cpu": the same on this process's CPU clock}."""
     names = list(candidates)
     for name in names:
         for _ in range(warmup):
             candidates[name]()
-    times = {name: [] for name in names}
+    times = {c: {name: [] for name in names} for c in CLOCKS}
     for r in range(repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
-            started = time.perf_counter()
+            started = stamp()
             for _ in range(number):
                 candidates[name]()
-            times[name].append((time.perf_counter() - started) / number)
-    return times
+            for c, (a, b) in zip(CLOCKS, zip(started, stamp())):
+                times[c][name].append((b - a) / number)
+    return times if clock == "both" else times[clock]
 
 
 def paired_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
@@ -114,27 +116,27 @@ def paired_ratio(times: dict[str, list[float]], numerator: str, denominator: str
     return median([a / b for a, b in zip(times[numerator], times[denominator])])
 
 
-# -- the real kd_gram objects on mfeat -------------------------------------------------------------
+# -- the real kd_gram objects ----------------------------------------------------------------------
 @dataclass
 class Setup:
-    cfg: object          # the composed `gramkd fit experiment=mfeat/kd_gram` config
+    cfg: object          # the composed `gramkd fit experiment=<...>/kd_gram` config
     datamodule: object
     student: torch.nn.Module
     teacher: torch.nn.Module
     terms_cfg: list      # the selected distillation terms' configs
 
 
-def mfeat_kd_gram(overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
-    """The objects `gramkd fit experiment=mfeat/kd_gram` builds, from the real configs, with a
+def kd_gram_setup(experiment: str, overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
+    """The objects `gramkd fit experiment=<experiment>` builds, from the real configs, with a
     randomly initialised teacher of the teacher preset (the timing does not depend on its weights)."""
     from hydra.utils import instantiate
 
     from gramkd.config import compose
-    from gramkd.teacher import teacher_run_config
     from gramkd.nets.build import build_net
+    from gramkd.teacher import teacher_run_config
     from gramkd.train import selected_terms
 
-    cfg = compose("fit", ["experiment=mfeat/kd_gram", *overrides])
+    cfg = compose("fit", [f"experiment={experiment}", *overrides])
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     teacher_cfg = teacher_run_config(cfg)
@@ -142,7 +144,20 @@ def mfeat_kd_gram(overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
     teacher = build_net(teacher_cfg.net, datamodule).eval().requires_grad_(False)
     torch.manual_seed(cfg.seed)
     student = build_net(cfg.net, datamodule)
-    return Setup(cfg, datamodule, student, teacher, list(selected_terms(cfg)))
+    return Setup(cfg, datamodule, student, teacher, list(selected_terms(cfg).values()))
+
+
+def mfeat_kd_gram(overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
+    """`experiment=mfeat/kd_gram`: the mfeat student and teacher presets on UCI mfeat."""
+    return kd_gram_setup("mfeat/kd_gram", overrides, teacher_seed)
+
+
+def vilt_kd_gram(root: str, sizes: dict[str, int], overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
+    """`experiment=digits_nlvr/kd_gram`: a ViLT student (conf/net/vilt_student.yaml) and a ViLT
+    teacher (vilt_teacher.yaml, as the teacher experiment sets it) on digits_nlvr (two 1x16x16
+    digit images, 4x4 patches, a 12-token statement), generated in `root` with `sizes` examples."""
+    size_node = "{" + ",".join(f"{k}:{v}" for k, v in sizes.items()) + "}"
+    return kd_gram_setup("digits_nlvr/kd_gram", [f"paths.cache_dir={root}", f"+data.sizes={size_node}", *overrides], teacher_seed)
 
 
 def distill_module(setup: Setup, teacher_cache: str = "off"):
@@ -171,6 +186,16 @@ def lean_trainer(epochs: int, callbacks: list, **kwargs):
     )
 
 
+def optimizer_and_scheduler(cfg, params) -> tuple[torch.optim.Optimizer, object, str]:
+    """The config's optimiser and schedule (`module.optimizer`, `module.scheduler` factories) over
+    `params`, and when the schedule steps (`epoch` or `step`), as the module builds them."""
+    from hydra.utils import instantiate
+
+    optimizer = instantiate(cfg.module.optimizer)(params=params)
+    scheduler = instantiate(cfg.module.scheduler)(optimizer=optimizer) if cfg.module.get("scheduler") else None
+    return optimizer, scheduler, cfg.module.get("scheduler_interval", "epoch")
+
+
 @dataclass
 class Math:
     """The kd_gram loss of the config, as plain numbers: alpha·CE + w_kd·KD(T) + w_gram·Gram."""
@@ -181,9 +206,6 @@ class Math:
     gram_weight: float
     gram_center: bool
     gram_normalize: bool
-    lr: float
-    weight_decay: float
-    t_max: int
 
     @classmethod
     def of(cls, cfg) -> "Math":
@@ -193,25 +215,61 @@ class Math:
         return cls(
             alpha=cfg.module.alpha, kd_weight=d.kd.weight, temperature=d.kd.temperature, gram_weight=d.gram.weight,
             gram_center=d.gram.center, gram_normalize=d.gram.normalize == "l2",
-            lr=cfg.module.optimizer.lr, weight_decay=cfg.module.optimizer.weight_decay, t_max=cfg.module.scheduler.T_max,
         )
 
-    def loss(self, student_out, teacher_out, target, gram: bool = True) -> torch.Tensor:
-        from gramkd.distill.functional import gram_loss, kd_loss
+    def loss(self, student_out, teacher_out, target, gram: bool = True, teacher_gram: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss; `teacher_gram`: the teacher's Gram matrices, precomputed (as cached per row)."""
+        from gramkd.distill.functional import gram_loss, gram_loss_to_target, kd_loss
 
         total = self.alpha * F.cross_entropy(student_out.logits, target)
         total = total + self.kd_weight * kd_loss(student_out.logits, teacher_out.logits, self.temperature)
-        if gram:
+        if gram and teacher_gram is None:
             total = total + self.gram_weight * gram_loss(
                 student_out.modality_features, teacher_out.modality_features, student_out.modality_mask,
                 self.gram_normalize, False, "mse", self.gram_center,
             )
+        elif gram:
+            total = total + self.gram_weight * gram_loss_to_target(
+                student_out.modality_features, teacher_gram, student_out.modality_mask, self.gram_normalize, False, "mse", self.gram_center,
+            )
         return total
+
+    def teacher_gram(self, teacher_out) -> torch.Tensor:
+        from gramkd.distill.functional import gram_matrix
+
+        with torch.no_grad():
+            return gram_matrix(teacher_out.modality_features, teacher_out.modality_mask, self.gram_normalize, self.gram_center)
+
+
+def gram_term_fn(cfg, batch: dict, student_out, teacher_out, cached: bool):
+    """The Gram term as the DistillModule runs it, forward + backward: `GramDistillation.loss` on a
+    fresh DistillStep (so the step's mask is prepared anew, as every step), the student's rows a leaf
+    that takes the gradient. `cached`: the teacher's Gram matrices come from the per-row cache (as
+    with `teacher_cache=memory`), else they are computed from the teacher's rows each call."""
+    from hydra.utils import instantiate
+
+    from gramkd.distill.row_cache import RowCache
+    from gramkd.distill.step import DistillStep
+    from gramkd.nets import MultimodalOutput
+
+    term = instantiate(cfg.distill.gram)
+    batch = {**batch, "index": torch.arange(len(batch["target"]))}  # the cache holds exactly these rows
+    if cached:
+        term._teacher_grams = RowCache(len(batch["target"]))  # what the term makes when the module caches the teacher
+    leaf = student_out.modality_features.detach().clone().requires_grad_(True)
+    student = MultimodalOutput(student_out.logits.detach(), leaf, student_out.modality_mask)
+
+    def run():
+        leaf.grad = None
+        term.loss(DistillStep(batch, student, teacher_out)).backward()
+
+    run()  # fills the cache
+    return run
 
 
 class HandLoop:
-    """The minimal PyTorch training loop with the DistillModule's math: AdamW (same lr, weight
-    decay) and the per-epoch cosine schedule of the config, the same loader (same batches in the
+    """The minimal PyTorch training loop with the DistillModule's math: the config's optimiser and
+    schedule (stepped per epoch or per step, as configured), the same loader (same batches in the
     same order), the teacher under no_grad."""
 
     def __init__(self, setup: Setup, gram: bool = True):
@@ -220,13 +278,12 @@ class HandLoop:
 
     def fit(self, epochs: int, record: list | None = None, epoch_starts: list | None = None) -> torch.nn.Module:
         student, teacher, math = copy.deepcopy(self.setup.student), self.setup.teacher, self.math
-        optimizer = torch.optim.AdamW(student.parameters(), lr=math.lr, weight_decay=math.weight_decay)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=math.t_max)
+        optimizer, scheduler, interval = optimizer_and_scheduler(self.setup.cfg, [p for p in student.parameters() if p.requires_grad])
         loader = self.setup.datamodule.train_dataloader()
         student.train()
         for epoch in range(epochs):
             if epoch_starts is not None:
-                epoch_starts.append(time.perf_counter())
+                epoch_starts.append(stamp())
             loader.sampler.set_epoch(epoch)
             for batch in loader:
                 inputs, present = batch["inputs"], batch["present"]
@@ -237,32 +294,43 @@ class HandLoop:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None and interval == "step":
+                    scheduler.step()
                 if record is not None:
                     record.append(loss.detach())
-            scheduler.step()
+            if scheduler is not None and interval == "epoch":
+                scheduler.step()
         if epoch_starts is not None:
-            epoch_starts.append(time.perf_counter())
+            epoch_starts.append(stamp())
         return student
 
 
-def epoch_seconds(starts: list[float], skip_first: bool = True) -> float:
-    """Mean seconds per epoch from the epochs' start times (plus the end), the first epoch left out."""
-    durations = [b - a for a, b in zip(starts, starts[1:])]
-    if skip_first and len(durations) > 1:
-        durations = durations[1:]
-    return sum(durations) / len(durations)
+# -- clocks ----------------------------------------------------------------------------------------
+def stamp() -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds). On a shared machine the CPU clock leaves out the
+    time other processes held the core; with one thread per benchmark it is the work done."""
+    return time.perf_counter(), time.process_time()
+
+
+CLOCKS = {"wall": 0, "cpu": 1}
+
+
+def durations(stamps: list[tuple[float, float]], clock: str) -> list[float]:
+    """Seconds between consecutive stamps on one clock (`wall` or `cpu`)."""
+    i = CLOCKS[clock]
+    return [b[i] - a[i] for a, b in zip(stamps, stamps[1:])]
 
 
 def epoch_timer_callback(starts: list, losses: list | None = None):
-    """A Callback noting when each training epoch starts and when training ends (and the losses)."""
+    """A Callback stamping when each training epoch starts and when training ends (and the losses)."""
     from lightning.pytorch.callbacks import Callback
 
     class EpochTimer(Callback):
         def on_train_epoch_start(self, trainer, pl_module):
-            starts.append(time.perf_counter())
+            starts.append(stamp())
 
         def on_train_end(self, trainer, pl_module):
-            starts.append(time.perf_counter())
+            starts.append(stamp())
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if losses is not None:

@@ -8,19 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import FAST
 from gramkd.checkpoints import load_checkpoint, net_state_dict
 from gramkd.data import SyntheticDataModule
 from gramkd.distill import DistillationTerm, GramDistillation, KDDistillation, ModalitySpecificDistillation
 from gramkd.distill.functional import gram_loss
 from gramkd.errors import GramkdError
-from gramkd.nets.subsets import single_modality_outputs
 from gramkd.modules import DistillModule
 from gramkd.nets import MultimodalNet
-from gramkd.run_cache import RESULT_FILE
 from gramkd.nets.build import instantiate_net
+from gramkd.nets.subsets import single_modality_outputs
+from gramkd.run_cache import RESULT_FILE
 from gramkd.teacher import load_weights as load_teacher
 from gramkd.train import train_and_test
+
+from conftest import FAST
 
 DISTILL_FAST = [*FAST, "experiment=synthetic/kd_gram", "compare_with=[]", "trainer.max_epochs=2", "teacher.overrides=['trainer.max_epochs=3']", "trainer.log_every_n_steps=1"]
 
@@ -227,3 +228,27 @@ def test_a_term_on_a_plain_classifier_is_refused(tmp_path):
     trainer = L.Trainer(max_epochs=1, callbacks=[KDDistillation()], default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
     with pytest.raises(TypeError, match="distillation term 'kd' needs a DistillModule, got ClassifierModule"):
         trainer.fit(module, datamodule=data)
+
+
+class NaNAfterSteps(DistillationTerm):
+    default_name = "unstable"
+
+    def __init__(self, steps: int, **kwargs):
+        super().__init__(**kwargs)
+        self.steps, self.calls = steps, 0
+
+    def loss(self, step):
+        self.calls += 1
+        zero = step.student.logits.sum() * 0
+        return zero + (float("nan") if self.calls > self.steps else 0.0)
+
+
+def test_a_nan_term_stops_training_naming_it_with_the_step_values_checked_in_one_tensor(tmp_path):
+    data = SyntheticDataModule(num_samples=200, batch_size=32)
+    student = MultimodalNet(data.modalities, data.num_classes, width=8, depth=1, heads=2)
+    teacher = MultimodalNet(data.modalities, data.num_classes, width=16, depth=1, heads=2)
+    module = DistillModule(student, teacher, optimizer=torch.optim.Adam, teacher_cache="off")
+    trainer = L.Trainer(max_epochs=3, callbacks=[KDDistillation(), NaNAfterSteps(3)], default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(GramkdError, match=r"training stopped at epoch \d, step 3: loss term 'unstable' became nan; the last good state"):
+        trainer.fit(module, datamodule=data)
+    assert torch.load(tmp_path / "checkpoints" / "last_good.ckpt", weights_only=True)["global_step"] == 3

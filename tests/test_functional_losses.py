@@ -365,3 +365,92 @@ def test_centering_ignores_a_component_shared_by_all_modalities(generator):
     assert gram_loss(student + shared, teacher, mask, center=False) != pytest.approx(float(gram_loss(student, teacher, mask)))
     student.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda s: gram_loss(s, teacher, random_mask(torch.Generator().manual_seed(3)), center=True), (student,))
+
+
+# ---- the fast path: same bits as the plain float32 operations, exact gradients ----
+
+
+def plain_gram_matrix(features, mask, normalize, center):
+    """gram_matrix as it was written before the fast path: where-masking, weighted centring,
+    F.normalize, matmul (the float32 results must not change by a bit)."""
+    if mask is not None:
+        features = torch.where(mask.unsqueeze(-1), features, 0.0)
+    if center and mask is None:
+        features = features - features.mean(dim=1, keepdim=True)
+    elif center:
+        weights = mask.unsqueeze(-1).to(features.dtype)
+        mean = (features * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
+        features = torch.where(mask.unsqueeze(-1), features - mean, 0.0)
+    if normalize:
+        features = F.normalize(features, dim=-1)
+    return features @ features.transpose(-1, -2)
+
+
+def plain_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance, center):
+    student_gram = plain_gram_matrix(student, mask, normalize, center)
+    teacher_gram = plain_gram_matrix(teacher, mask, normalize, center)
+    if distance == "mse":
+        elementwise = (student_gram - teacher_gram).square()
+    else:
+        elementwise = F.smooth_l1_loss(student_gram, teacher_gram, reduction="none", beta=1.0)
+    batch, modalities, _ = student_gram.shape
+    present = torch.ones(batch, modalities, dtype=torch.bool) if mask is None else mask
+    pairs = present.unsqueeze(2) & present.unsqueeze(1)
+    if exclude_diagonal:
+        pairs = pairs & ~torch.eye(modalities, dtype=torch.bool)
+    return torch.where(pairs, elementwise, 0.0).sum() / pairs.sum().clamp(min=1)
+
+
+OPTIONS = [(n, c, e, d) for n in (True, False) for c in (True, False) for e in (False, True) for d in ("mse", "smooth_l1")]
+
+
+def masks_of(generator, batch, modalities):
+    some = torch.rand(batch, modalities, generator=generator) < 0.6
+    some[0] = False
+    return {"none": None, "all": torch.ones(batch, modalities, dtype=torch.bool), "some": some}
+
+
+@pytest.mark.parametrize("normalize,center,exclude_diagonal,distance", OPTIONS)
+def test_float32_results_are_bit_identical_to_the_plain_operations(generator, normalize, center, exclude_diagonal, distance):
+    student = torch.randn(64, 6, 8, generator=generator)
+    teacher = torch.randn(64, 6, 128, generator=generator)
+    for name, mask in masks_of(generator, 64, 6).items():
+        args = (mask, normalize, exclude_diagonal, distance, center)
+        assert torch.equal(gram_matrix(teacher, mask, normalize, center), plain_gram_matrix(teacher, mask, normalize, center)), name
+        assert torch.equal(gram_loss(student, teacher, *args), plain_gram_loss(student, teacher, *args)), name
+
+
+@pytest.mark.parametrize("normalize,center,exclude_diagonal,distance", OPTIONS)
+def test_written_out_gradient_equals_autograd_through_the_plain_operations(generator, normalize, center, exclude_diagonal, distance):
+    student, teacher = random_features(generator, DS), random_features(generator, DT)
+    for name, mask in masks_of(generator, B, M).items():
+        if mask is not None:  # absent rows may hold anything: they get no gradient either way
+            student = student.masked_fill(~mask.unsqueeze(-1), float("nan"))
+        args = (mask, normalize, exclude_diagonal, distance, center)
+        fast_s, fast_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()
+        gram_loss(fast_s, fast_t, *args).backward()
+        plain_s, plain_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()
+        plain_gram_loss(plain_s, plain_t, *args).backward()
+        torch.testing.assert_close(fast_s.grad, plain_s.grad, rtol=1e-12, atol=1e-14, msg=name)
+        torch.testing.assert_close(fast_t.grad, plain_t.grad, rtol=1e-12, atol=1e-14, msg=name)
+
+
+def test_a_prepared_mask_gives_the_same_bits_and_is_checked(generator):
+    from gramkd.distill.functional.gram import GramMask
+
+    student, teacher = torch.randn(8, 3, 5, generator=generator), torch.randn(8, 3, 7, generator=generator)
+    mask = torch.rand(8, 3, generator=generator) < 0.7
+    prepared = GramMask(mask)
+    for args in ((True, False, "mse", True), (False, True, "smooth_l1", False)):
+        assert torch.equal(gram_loss(student, teacher, prepared, *args), gram_loss(student, teacher, mask, *args))
+    assert torch.equal(gram_matrix(teacher, prepared, True, True), gram_matrix(teacher, mask, True, True))
+    with pytest.raises(ValueError, match=re.escape("[batch, modalities] = (4, 3)")):
+        gram_matrix(teacher[:4], prepared)
+
+
+def test_the_fused_loss_refuses_a_second_derivative(generator):
+    student = random_features(generator, DS).requires_grad_()
+    loss = gram_loss(student, random_features(generator, DT), random_mask(generator))
+    (grad,) = torch.autograd.grad(loss, student, create_graph=True)
+    with pytest.raises(RuntimeError, match="does not require grad|differentiable"):  # an error, never a silent zero
+        torch.autograd.grad(grad.sum(), student)

@@ -29,3 +29,19 @@ def test_loss_against_a_precomputed_teacher_gram_equals_the_full_loss():
         full = gram_loss(student, teacher, mask, normalize, diagonal, distance, center)
         cached = gram_loss_to_target(student, gram_matrix(teacher, mask, normalize, center), mask, normalize, diagonal, distance, center)
         assert torch.equal(full, cached)
+
+
+def test_once_every_row_is_filled_reads_skip_the_check_and_stay_exact():
+    values = torch.randn(6, 2, 2)
+    cache, calls = RowCache(6), []
+
+    def compute(index):
+        calls.append(index.tolist())
+        return values[index]
+
+    for index in (torch.tensor([5, 0, 3]), torch.tensor([1, 2, 4])):
+        cache.get_or_compute(index, lambda index=index: compute(index))
+    assert cache.complete and len(calls) == 2
+    for index in (torch.tensor([4, 4, 0]), torch.tensor([2, 5, 1, 3])):
+        assert torch.equal(cache.get_or_compute(index, lambda index=index: compute(index)), values[index])
+    assert len(calls) == 2

@@ -4,8 +4,9 @@ import csv
 
 import pytest
 
-from conftest import FAST
 from gramkd.train import train_and_test
+
+from conftest import FAST
 
 # Logged by the DistillModule before logging was batched (self.log_dict(on_step, on_epoch) every
 # step), on this config: experiment=synthetic/kd_gram, seed 0, 2 epochs, teacher 1 epoch.
@@ -46,3 +47,32 @@ def test_step_values_reach_the_logger_at_the_log_every_n_steps_cadence(compose_f
     steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
     assert steps == [s for s in all_steps if (s + 1) % 3 == 0] and steps
     assert [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")] == pytest.approx(GOLDEN["train/loss_epoch"], rel=1e-6)
+
+
+@pytest.mark.parametrize("num_classes", [2, 10])
+def test_train_metrics_fed_in_batches_equal_one_update_per_step_to_the_bit(num_classes):
+    import torch
+
+    from gramkd.modules.metrics import BatchedUpdates, classification_metrics
+
+    g = torch.Generator().manual_seed(num_classes)
+    steps = []
+    for i in range(9):
+        rows = 5 if i == 8 else 16  # a last, smaller batch
+        logits = 3 * torch.randn(rows, num_classes, generator=g)
+        if i % 3 == 1:  # probabilities already: AUROC must not softmax these rows
+            logits = torch.rand(rows, num_classes, generator=g)
+        if i == 4:
+            logits[0, 0] = float("nan")
+        steps.append((logits, torch.randint(0, num_classes, (rows,), generator=g)))
+    for max_elements in (40, 1 << 20):  # flushed mid-epoch, and once at the end
+        per_step, batched = classification_metrics(num_classes, "train/"), classification_metrics(num_classes, "train/")
+        updates = BatchedUpdates(batched, max_elements)
+        for logits, target in steps:
+            per_step.update(logits, target)
+            updates.update(logits, target)
+        updates.flush()
+        expected, got = per_step.compute(), batched.compute()
+        assert sorted(got) == sorted(expected) == sorted(["train/acc", "train/f1", *(["train/auroc"] if num_classes == 2 else [])])
+        for name in expected:
+            assert torch.equal(got[name], expected[name]) or (got[name].isnan() and expected[name].isnan()), name

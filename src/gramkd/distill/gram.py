@@ -59,14 +59,15 @@ class GramDistillation(DistillationTerm):
 
     def loss(self, step: DistillStep) -> torch.Tensor:
         student, teacher = self.rows(step)
-        normalize = self.normalize == "l2"
+        normalize, mask = self.normalize == "l2", step.gram_mask
 
         def teacher_gram() -> torch.Tensor:
-            return gram_matrix(teacher, step.mask, normalize, self.center)
+            with torch.no_grad():
+                return gram_matrix(teacher, mask, normalize, self.center)
 
         cache = self._teacher_gram_cache()
         target = cache.get_or_compute(step.batch["index"], teacher_gram) if cache is not None else teacher_gram()
-        return gram_loss_to_target(student, target, step.mask, normalize, self.exclude_diagonal, self.distance, self.center)
+        return gram_loss_to_target(student, target, mask, normalize, self.exclude_diagonal, self.distance, self.center)
 
     def _teacher_gram_cache(self) -> RowCache | None:
         """Per-row teacher Gram matrices, when the teacher's outputs are per-row constants."""

@@ -9,14 +9,15 @@ class RowCache:
         self.num_rows = num_rows
         self.values: torch.Tensor | None = None
         self.filled = torch.zeros(num_rows, dtype=torch.bool)
+        self.complete = False  # every row filled: reads need no check
 
     def get_or_compute(self, index: torch.Tensor, compute) -> torch.Tensor:
-        rows = index.cpu()
-        if self.values is not None and bool(self.filled[rows].all()):
-            return self.values[index.to(self.values.device)]
+        if self.complete or (self.values is not None and bool(self.filled[index.cpu()].all())):
+            return self.values.index_select(0, index if index.device == self.values.device else index.to(self.values.device))
         value = compute().detach()
         if self.values is None:
             self.values = value.new_zeros((self.num_rows, *value.shape[1:]))
         self.values[index.to(value.device)] = value
-        self.filled[rows] = True
+        self.filled[index.cpu()] = True
+        self.complete = bool(self.filled.all())
         return value

@@ -1,8 +1,10 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
+from gramkd.distill.functional.gram import GramMask
 from gramkd.nets import MultimodalOutput
 
 
@@ -24,6 +26,11 @@ class DistillStep:
     def mask(self) -> torch.Tensor:
         """[B, M] bool: modalities present in each sample."""
         return self.student.modality_mask
+
+    @cached_property
+    def gram_mask(self) -> GramMask:
+        """`mask`, prepared once per step for every Gram matrix and Gram loss of the step."""
+        return GramMask(self.mask)
 
     def single_modality(self, who: str) -> MultimodalOutput:
         """`who`'s outputs with one modality present at a time: logits [B, M, C], mask [B, M]."""

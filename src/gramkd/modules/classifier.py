@@ -11,8 +11,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
-from gramkd.modules.epoch_means import EpochMeans
-from gramkd.modules.metrics import classification_metrics
+from gramkd.modules.epoch_means import EpochMeans, stack_values
+from gramkd.modules.metrics import BatchedUpdates, classification_metrics
 from gramkd.nets.contract import check_network
 from gramkd.nets.output import MultimodalOutput
 from gramkd.nets.subsets import dropped_modality_outputs
@@ -43,6 +43,7 @@ class ClassifierModule(L.LightningModule):
         self.robustness = nn.ModuleDict({f"drop_{m}": MulticlassAccuracy(num_classes, average="micro") for m in net.modality_names})
         self.run_config: dict = {}
         self.train_means = EpochMeans()
+        self.train_metric_updates = BatchedUpdates(self.split_metrics["train_metrics"])
 
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
@@ -50,15 +51,18 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
         loss = F.cross_entropy(out.logits, batch["target"])
-        self.stop_if_not_finite({"ce": loss})
-        self.log_train_step({"train/loss": loss}, out.logits, batch["target"])
+        values = {"train/loss": loss}
+        stacked = stack_values(values)
+        self.stop_if_not_finite({"ce": loss}, stacked)
+        self.log_train_step(values, out.logits, batch["target"], stacked)
         return loss
 
-    def log_train_step(self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor) -> None:
+    def log_train_step(self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor, stacked: torch.Tensor | None = None) -> None:
         """Per-step values reach the loggers at Lightning's `log_every_n_steps` cadence (as
-        `<name>_step`); their epoch means and the train metrics are logged once, at epoch end."""
-        self.train_means.add(values, len(target))
-        self.split_metrics["train_metrics"].update(logits, target)
+        `<name>_step`); their epoch means and the train metrics are logged once, at epoch end.
+        `stacked`: the values as `stack_values(values)`, when the step has made it already."""
+        self.train_means.add(values, len(target), stacked)
+        self.train_metric_updates.update(logits, target)
         if self._trainer is not None and self._trainer._logger_connector.should_update_logs:
             self._log_suffixed(values, "_step", on_step=True, on_epoch=False)
 
@@ -67,6 +71,7 @@ class ClassifierModule(L.LightningModule):
         if not means:
             return
         self._log_suffixed(means, "_epoch", on_step=False, on_epoch=True)
+        self.train_metric_updates.flush()
         metrics = self.split_metrics["train_metrics"]
         self.log_dict(metrics.compute(), on_step=False, on_epoch=True)
         metrics.reset()
@@ -78,14 +83,16 @@ class ClassifierModule(L.LightningModule):
         self.log(f"train/loss{suffix}", loss, prog_bar=True, **when)
         self.log_dict(named, **when)
 
-    def stop_if_not_finite(self, terms: dict[str, torch.Tensor]) -> None:
+    def stop_if_not_finite(self, terms: dict[str, torch.Tensor], stacked: torch.Tensor | None = None) -> None:
         """Stop on a NaN/Inf loss term, naming it, after checkpointing the last good state (the
-        weights before this step: no update has used the bad value yet).
+        weights before this step: no update has used the bad value yet). `stacked`: a tensor
+        whose first entries are the terms' values, in order, when the step has made one already.
 
         Under DDP every rank sees every rank's terms first, so that all save (a collective) and
         stop together: a rank that stopped alone would leave the others waiting forever."""
         names = list(terms)
-        by_rank = self._gather_across_ranks(torch.stack([value.detach().float() for value in terms.values()]))
+        values = stack_values(terms) if stacked is None else stacked[: len(names)]
+        by_rank = self._gather_across_ranks(values)
         by_rank = by_rank.reshape(-1, len(names))  # [ranks, terms]
         if bool(torch.isfinite(by_rank).all()):
             return  # one host sync per step, however many terms and ranks

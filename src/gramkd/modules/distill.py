@@ -10,9 +10,10 @@ from gramkd.distill.functional import gram_loss
 from gramkd.distill.gram import GramDistillation
 from gramkd.distill.step import DistillStep
 from gramkd.distill.teacher_cache import TeacherOutputCache
-from gramkd.identity import net_key
 from gramkd.errors import GramkdError
+from gramkd.identity import net_key
 from gramkd.modules.classifier import ClassifierModule
+from gramkd.modules.epoch_means import stack_values
 from gramkd.nets.contract import check_network
 from gramkd.nets.output import MultimodalOutput
 from gramkd.nets.subsets import single_modality_outputs
@@ -111,10 +112,11 @@ class DistillModule(ClassifierModule):
 
     def distill_step(self, batch: dict) -> DistillStep:
         inputs, present = batch["inputs"], batch["present"]
+        teacher = self.teacher_outputs(batch)  # first: its temporaries are freed before the student's graph holds memory
         return DistillStep(
             batch,
             student=self(batch),
-            teacher=self.teacher_outputs(batch),
+            teacher=teacher,
             _single_fns={
                 "student": lambda: single_modality_outputs(self.net, inputs, present),
                 "teacher": lambda: self.teacher_outputs(batch, "single"),
@@ -126,14 +128,15 @@ class DistillModule(ClassifierModule):
         step = self.distill_step(batch)
         ce = F.cross_entropy(step.student.logits, batch["target"])
         total = self.alpha * ce
-        values = {"train/ce": ce}
+        values, epoch = {"train/ce": ce}, self.current_epoch
         for name, term in self.terms.items():
             value = term.loss(step)
-            total = total + term.weight_at(self.current_epoch) * value
+            total = total + term.weight_at(epoch) * value
             values[f"train/{name}"] = value
-        self.stop_if_not_finite({"ce": ce, **{name: values[f"train/{name}"] for name in self.terms}})
         values["train/loss"] = total
-        self.log_train_step(values, step.student.logits, batch["target"])
+        stacked = stack_values(values)  # one tensor for the finiteness check and the epoch means
+        self.stop_if_not_finite({"ce": ce, **{name: values[f"train/{name}"] for name in self.terms}}, stacked)
+        self.log_train_step(values, step.student.logits, batch["target"], stacked)
         return total
 
     def on_train_epoch_end(self) -> None:
@@ -159,7 +162,7 @@ class DistillModule(ClassifierModule):
         gram_terms = [t for t in self.terms.values() if isinstance(t, GramDistillation)]
         if gram_terms:
             return gram_terms[0].loss(step).detach()
-        return gram_loss(step.student.modality_features, step.teacher.modality_features, step.mask)
+        return gram_loss(step.student.modality_features, step.teacher.modality_features, step.gram_mask)
 
     def validation_step(self, batch: dict, batch_idx: int) -> DistillStep:
         return self._evaluate("val", batch)
