@@ -124,6 +124,7 @@ def variants(setup, cache_dir: str) -> dict:
             if cls is not None:
                 module.__class__ = cls  # the same object, with the hooks above swapped in
             return module, terms
+
         return make
 
     setup.cfg.module.teacher_cache_dir = cache_dir  # teacher_cache=disk writes here, not into logs/
@@ -162,13 +163,17 @@ def profile_distill(setup, epochs: int) -> dict:
         "  KD term (its loss, forward)": cumulative("gramkd/distill/kd.py", "loss"),
         "  stop_if_not_finite": cumulative("gramkd/modules/classifier.py", "stop_if_not_finite"),
         "  log_train_step (epoch sums, metric rows, cadence logs)": cumulative("gramkd/modules/classifier.py", "log_train_step"),
-        "per-epoch hooks (epoch means, metrics, weights)": cumulative("gramkd/modules/distill.py", "on_train_epoch_end") + cumulative("gramkd/modules/distill.py", "on_train_epoch_start"),
+        "per-epoch hooks (epoch means, metrics, weights)": cumulative("gramkd/modules/distill.py", "on_train_epoch_end")
+        + cumulative("gramkd/modules/distill.py", "on_train_epoch_start"),
         "LightningModule.log (every call)": cumulative("lightning/pytorch/core/module.py", "log"),
         "torchmetrics update (every call)": cumulative("torchmetrics/collections.py", "update"),
         "backward": cumulative("torch/_tensor.py", "backward"),
-        "AdamW update (_single_tensor_adam)": cumulative("torch/optim/adam.py", "_single_tensor_adam") + cumulative("torch/optim/adam.py", "_multi_tensor_adam"),
+        "AdamW update (_single_tensor_adam)": cumulative("torch/optim/adam.py", "_single_tensor_adam")
+        + cumulative("torch/optim/adam.py", "_multi_tensor_adam"),
     }
-    log_calls = sum(v[1] for (f, _, n), v in stats.items() if f.replace("\\", "/").endswith("lightning/pytorch/core/module.py") and n == "log")
+    log_calls = sum(
+        v[1] for (f, _, n), v in stats.items() if f.replace("\\", "/").endswith("lightning/pytorch/core/module.py") and n == "log"
+    )
     return {"steps": steps, "log_calls_per_step": log_calls / steps, "ms_per_step": {k: 1000 * v / steps for k, v in named.items()}}
 
 
@@ -182,13 +187,15 @@ def measure(runs: dict, epochs: int, repeats: int) -> dict:
         runs[name](1)
     results = {name: [] for name in names}
     for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             results[name].append(runs[name](epochs))
 
     reference = results["hand"][0]["losses"]
     identical = {}
     for name, fits in results.items():
-        identical[name] = all(len(f["losses"]) == len(reference) and all(torch.equal(a, b) for a, b in zip(f["losses"], reference)) for f in fits)
+        identical[name] = all(
+            len(f["losses"]) == len(reference) and all(torch.equal(a, b) for a, b in zip(f["losses"], reference)) for f in fits
+        )
         max_diff = max(float((a - b).abs()) for f in fits for a, b in zip(f["losses"], reference))
         assert identical[name], f"{name}: losses differ from the hand-written loop's (max |diff| {max_diff:g})"
 
@@ -211,7 +218,8 @@ def measure(runs: dict, epochs: int, repeats: int) -> dict:
     out["ratio_fit_wall_vs_hand"] = {n: ratio(walls, n, "hand") for n in walls}
     out["cache_stats"] = {
         name: {"hits": results[name][-1]["module"].teacher_cache.hits, "misses": results[name][-1]["module"].teacher_cache.misses}
-        for name in ("cache_memory", "cache_disk") if name in runs
+        for name in ("cache_memory", "cache_disk")
+        if name in runs
     }
     return out
 
@@ -249,7 +257,9 @@ def main() -> None:
         }
     # a whole `make fit`-length run (30 epochs): the cache pays for the first epoch, then saves
     e = setup.cfg.trainer.max_epochs
-    out["cache_speedup_full_fit_estimate"] = (e * out["epoch_s"]["distill"]) / (out["first_epoch_s"]["cache_memory"] + (e - 1) * out["epoch_s"]["cache_memory"])
+    out["cache_speedup_full_fit_estimate"] = (e * out["epoch_s"]["distill"]) / (
+        out["first_epoch_s"]["cache_memory"] + (e - 1) * out["epoch_s"]["cache_memory"]
+    )
     out["profile"] = profile_distill(setup, args.profile_epochs)
     out["load_after"] = load()
     emit(out)

@@ -54,15 +54,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gramkd-bench-fit-") as tmp:
         cold = run(Path(tmp))
         warm = run(Path(tmp))
-    emit({
-        "item": "fit_memory",
-        "command": "gramkd " + " ".join(COMMAND),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "1"),
-        "cold": cold,
-        "warm": warm,
-        "load_before": load_before,
-        "load_after": load(),
-    })
+    emit(
+        {
+            "item": "fit_memory",
+            "command": "gramkd " + " ".join(COMMAND),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "1"),
+            "cold": cold,
+            "warm": warm,
+            "load_before": load_before,
+            "load_after": load(),
+        }
+    )
 
 
 if __name__ == "__main__":

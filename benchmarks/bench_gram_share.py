@@ -103,7 +103,11 @@ class TermTimer:
         self.patched = [(GramDistillation, "loss"), (_GramLossToTarget, "backward")]
         self.originals = [cls.__dict__[name] for cls, name in self.patched]
         for (cls, name), original in zip(self.patched, self.originals):
-            setattr(cls, name, self.timed(original.__func__ if isinstance(original, staticmethod) else original, isinstance(original, staticmethod)))
+            setattr(
+                cls,
+                name,
+                self.timed(original.__func__ if isinstance(original, staticmethod) else original, isinstance(original, staticmethod)),
+            )
         return self
 
     def __exit__(self, *exc):
@@ -128,6 +132,7 @@ def module_share(setup, cache: str, epochs: int) -> dict:
     module, terms = distill_module(setup, teacher_cache=cache)
     starts = []
     with TermTimer() as timer:
+
         class SecondEpochOn(L.Callback):
             def on_train_epoch_start(self, trainer, pl_module):
                 timer.on = trainer.current_epoch >= 1
@@ -145,14 +150,12 @@ def module_shares(setup, rounds: int, epochs: int) -> dict:
     for r in range(rounds):
         for name, cache in (("online", "off"), ("cached", "memory"))[:: 1 if r % 2 == 0 else -1]:
             fits[name].append(module_share(setup, cache, epochs))
-    return {
-        name: {key: median([f[key] for f in runs]) for key in ("term_ms", "step_ms", "share")}
-        for name, runs in fits.items()
-    }
+    return {name: {key: median([f[key] for f in runs]) for key in ("term_ms", "step_ms", "share")} for name, runs in fits.items()}
 
 
 def shares(times: dict) -> dict:
     """Per-round shares (medians): the term ÷ the step, and the step's by-difference cross-check."""
+
     def ratio(a, b):
         return median([x / y for x, y in zip(times[a], times[b])])
 
@@ -196,24 +199,26 @@ def main() -> None:
     }
     times = interleaved(candidates, args.repeats, args.number, warmup=3, clock="both")
     in_fit = module_shares(setup, args.fits, args.fit_epochs)
-    emit({
-        "item": "gram_share",
-        "batch_size": len(batch["target"]),
-        "student_features": list(student_out.modality_features.shape),
-        "teacher_features": list(teacher_out.modality_features.shape),
-        "rounds": args.repeats,
-        "calls_per_round": args.number,
-        "ms": {k: 1000 * median(v) for k, v in times["wall"].items()},
-        "cpu_ms": {k: 1000 * median(v) for k, v in times["cpu"].items()},
-        "aten_ops_per_call": {name: operation_counts(candidates[name]) for name in ("term_online", "term_cached")},
-        "share": shares(times["wall"]),
-        "cpu_share": shares(times["cpu"]),
-        "in_distill_module": in_fit,
-        "fits": args.fits,
-        "fit_epochs": args.fit_epochs,
-        "load_before": load_before,
-        "load_after": load(),
-    })
+    emit(
+        {
+            "item": "gram_share",
+            "batch_size": len(batch["target"]),
+            "student_features": list(student_out.modality_features.shape),
+            "teacher_features": list(teacher_out.modality_features.shape),
+            "rounds": args.repeats,
+            "calls_per_round": args.number,
+            "ms": {k: 1000 * median(v) for k, v in times["wall"].items()},
+            "cpu_ms": {k: 1000 * median(v) for k, v in times["cpu"].items()},
+            "aten_ops_per_call": {name: operation_counts(candidates[name]) for name in ("term_online", "term_cached")},
+            "share": shares(times["wall"]),
+            "cpu_share": shares(times["cpu"]),
+            "in_distill_module": in_fit,
+            "fits": args.fits,
+            "fit_epochs": args.fit_epochs,
+            "load_before": load_before,
+            "load_after": load(),
+        }
+    )
 
 
 if __name__ == "__main__":

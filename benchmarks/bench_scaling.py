@@ -71,6 +71,7 @@ def candidates_for(label: str, cfg, math: Math, modalities: dict, batch_size: in
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+
         return run
 
     def teacher_gram():
@@ -78,7 +79,9 @@ def candidates_for(label: str, cfg, math: Math, modalities: dict, batch_size: in
             gram_matrix(cached.modality_features, cached.modality_mask, math.gram_normalize, math.gram_center)
 
     return {
-        f"{label}|online": step(True), f"{label}|cached": step(False), f"{label}|teacher_gram": teacher_gram,
+        f"{label}|online": step(True),
+        f"{label}|cached": step(False),
+        f"{label}|teacher_gram": teacher_gram,
         f"{label}|gram": gram_term_fn(cfg, batch, student_out, cached, cached=True),
     }
 
@@ -86,7 +89,7 @@ def candidates_for(label: str, cfg, math: Math, modalities: dict, batch_size: in
 def sweep(points: dict, repeats: int) -> dict:
     """points: label -> (candidates, calls per round). Interleaved over every candidate of every point."""
     flat, numbers = {}, {}
-    for label, (cands, number) in points.items():
+    for cands, number in points.values():
         for name, fn in cands.items():
             flat[name], numbers[name] = fn, number
 
@@ -97,7 +100,10 @@ def sweep(points: dict, repeats: int) -> dict:
     times = interleaved({name: repeated(name) for name in flat}, repeats, 1, warmup=1)
     rows = {}
     for label in points:
-        t = {kind: [x / numbers[f"{label}|{kind}"] for x in times[f"{label}|{kind}"]] for kind in ("online", "cached", "gram", "teacher_gram")}
+        t = {
+            kind: [x / numbers[f"{label}|{kind}"] for x in times[f"{label}|{kind}"]]
+            for kind in ("online", "cached", "gram", "teacher_gram")
+        }
         rows[label] = {
             "online_ms": 1000 * median(t["online"]),
             "cached_ms": 1000 * median(t["cached"]),
@@ -134,14 +140,16 @@ def main() -> None:
         row["cached_us_per_sample"] = 1000 * row["cached_ms"] / int(b)
         row["online_us_per_sample"] = 1000 * row["online_ms"] / int(b)
 
-    emit({
-        "item": "scaling",
-        "rounds": args.repeats,
-        "by_modalities": m_rows,
-        "by_batch_size": b_rows,
-        "load_before": load_before,
-        "load_after": load(),
-    })
+    emit(
+        {
+            "item": "scaling",
+            "rounds": args.repeats,
+            "by_modalities": m_rows,
+            "by_batch_size": b_rows,
+            "load_before": load_before,
+            "load_after": load(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import emit, interleaved, load, median, mfeat_kd_gram  # noqa: E402
-
 import torch  # noqa: E402
 
 from gramkd.nets import MultimodalOutput  # noqa: E402
 from gramkd.nets.subsets import single_modality_outputs  # noqa: E402
+
+from common import emit, interleaved, load, median, mfeat_kd_gram  # noqa: E402
 
 
 def looped_single_modality_outputs(net, inputs, present) -> MultimodalOutput:
@@ -53,7 +53,10 @@ def main() -> None:
         checks = {}
         for who, net in (("student", student), ("teacher", teacher)):
             batched, looped = single_modality_outputs(net, inputs, present), looped_single_modality_outputs(net, inputs, present)
-            checks[who] = max(float((batched.logits - looped.logits).abs().max()), float((batched.modality_features - looped.modality_features).abs().max()))
+            checks[who] = max(
+                float((batched.logits - looped.logits).abs().max()),
+                float((batched.modality_features - looped.modality_features).abs().max()),
+            )
             assert torch.allclose(batched.logits, looped.logits, atol=1e-5, rtol=1e-4), who
             assert torch.allclose(batched.modality_features, looped.modality_features, atol=1e-5, rtol=1e-4), who
 
@@ -61,12 +64,14 @@ def main() -> None:
         def run():
             student.zero_grad(set_to_none=True)
             (fn(student, inputs, present).logits * weight).sum().backward()
+
         return run
 
     def teacher_pass(fn):
         def run():
             with torch.no_grad():
                 fn(teacher, inputs, present)
+
         return run
 
     def both(fn):
@@ -86,22 +91,24 @@ def main() -> None:
     def speedup(a, b):
         return median([x / y for x, y in zip(times[a], times[b])])
 
-    emit({
-        "item": "single_modality",
-        "modalities": num,
-        "batch_size": len(batch["target"]),
-        "rounds": args.repeats,
-        "calls_per_round": args.number,
-        "max_abs_diff": checks,
-        "ms": {k: 1000 * median(v) for k, v in times.items()},
-        "speedup": {
-            "student fwd+bwd + teacher fwd": speedup("looped", "batched"),
-            "student fwd+bwd": speedup("looped_student", "batched_student"),
-            "teacher fwd (no_grad)": speedup("looped_teacher", "batched_teacher"),
-        },
-        "load_before": load_before,
-        "load_after": load(),
-    })
+    emit(
+        {
+            "item": "single_modality",
+            "modalities": num,
+            "batch_size": len(batch["target"]),
+            "rounds": args.repeats,
+            "calls_per_round": args.number,
+            "max_abs_diff": checks,
+            "ms": {k: 1000 * median(v) for k, v in times.items()},
+            "speedup": {
+                "student fwd+bwd + teacher fwd": speedup("looped", "batched"),
+                "student fwd+bwd": speedup("looped_student", "batched_student"),
+                "teacher fwd (no_grad)": speedup("looped_teacher", "batched_teacher"),
+            },
+            "load_before": load_before,
+            "load_after": load(),
+        }
+    )
 
 
 if __name__ == "__main__":

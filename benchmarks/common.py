@@ -101,7 +101,7 @@ def interleaved(candidates: dict, repeats: int, number: int = 1, warmup: int = 1
             candidates[name]()
     times = {c: {name: [] for name in names} for c in CLOCKS}
     for r in range(repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             started = stamp()
             for _ in range(number):
@@ -119,11 +119,11 @@ def paired_ratio(times: dict[str, list[float]], numerator: str, denominator: str
 # -- the real kd_gram objects ----------------------------------------------------------------------
 @dataclass
 class Setup:
-    cfg: object          # the composed `gramkd fit experiment=<...>/kd_gram` config
+    cfg: object  # the composed `gramkd fit experiment=<...>/kd_gram` config
     datamodule: object
     student: torch.nn.Module
     teacher: torch.nn.Module
-    terms_cfg: list      # the selected distillation terms' configs
+    terms_cfg: list  # the selected distillation terms' configs
 
 
 def kd_gram_setup(experiment: str, overrides: list[str] = (), teacher_seed: int = 0) -> Setup:
@@ -180,9 +180,19 @@ def lean_trainer(epochs: int, callbacks: list, **kwargs):
     for name in ("lightning.pytorch", "lightning.fabric"):  # its notes on stdout (set after Lightning's import)
         logging.getLogger(name).setLevel(logging.ERROR)
     return L.Trainer(
-        max_epochs=epochs, accelerator="cpu", devices=1, precision="32-true", log_every_n_steps=10,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks, **kwargs,
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        log_every_n_steps=10,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        **kwargs,
     )
 
 
@@ -213,8 +223,12 @@ class Math:
         assert d.gram.distance == "mse" and not d.gram.exclude_diagonal and d.gram.source == "modality_features"
         assert d.kd.warmup_epochs == 0 and d.gram.warmup_epochs == 0
         return cls(
-            alpha=cfg.module.alpha, kd_weight=d.kd.weight, temperature=d.kd.temperature, gram_weight=d.gram.weight,
-            gram_center=d.gram.center, gram_normalize=d.gram.normalize == "l2",
+            alpha=cfg.module.alpha,
+            kd_weight=d.kd.weight,
+            temperature=d.kd.temperature,
+            gram_weight=d.gram.weight,
+            gram_center=d.gram.center,
+            gram_normalize=d.gram.normalize == "l2",
         )
 
     def loss(self, student_out, teacher_out, target, gram: bool = True, teacher_gram: torch.Tensor | None = None) -> torch.Tensor:
@@ -225,12 +239,23 @@ class Math:
         total = total + self.kd_weight * kd_loss(student_out.logits, teacher_out.logits, self.temperature)
         if gram and teacher_gram is None:
             total = total + self.gram_weight * gram_loss(
-                student_out.modality_features, teacher_out.modality_features, student_out.modality_mask,
-                self.gram_normalize, False, "mse", self.gram_center,
+                student_out.modality_features,
+                teacher_out.modality_features,
+                student_out.modality_mask,
+                self.gram_normalize,
+                False,
+                "mse",
+                self.gram_center,
             )
         elif gram:
             total = total + self.gram_weight * gram_loss_to_target(
-                student_out.modality_features, teacher_gram, student_out.modality_mask, self.gram_normalize, False, "mse", self.gram_center,
+                student_out.modality_features,
+                teacher_gram,
+                student_out.modality_mask,
+                self.gram_normalize,
+                False,
+                "mse",
+                self.gram_center,
             )
         return total
 

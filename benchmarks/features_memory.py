@@ -59,8 +59,14 @@ def proc_status(pid: int) -> dict[str, int]:
 
 def fit_and_measure(folder: Path, workdir: Path, batch_size: int) -> dict:
     args = [
-        str(GRAMKD), "fit", "experiment=features/student_scratch", f"data.path={folder}", "trainer.max_epochs=1",
-        f"data.batch_size={batch_size}", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        str(GRAMKD),
+        "fit",
+        "experiment=features/student_scratch",
+        f"data.path={folder}",
+        "trainer.max_epochs=1",
+        f"data.batch_size={batch_size}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "GRAMKD_LOG_DIR": str(workdir / "logs")}
     started = time.perf_counter()
@@ -84,7 +90,12 @@ def fit_and_measure(folder: Path, workdir: Path, batch_size: int) -> dict:
     reader.join()
     if child.returncode != 0:
         sys.exit(f"gramkd fit failed ({child.returncode}):\n{''.join(output)[-3000:]}")
-    return {"peak_rss": usage.ru_maxrss * 1024, "peak_anon": peaks["RssAnon"], "peak_file": peaks["RssFile"], "seconds": time.perf_counter() - started}
+    return {
+        "peak_rss": usage.ru_maxrss * 1024,
+        "peak_anon": peaks["RssAnon"],
+        "peak_file": peaks["RssFile"],
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def main() -> None:

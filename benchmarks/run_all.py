@@ -55,7 +55,8 @@ def previous_figures(saved: dict | None) -> dict:
         g = saved["gram_share"]
         term = g.get("in_distill_module")
         figures["gram_share"] = (
-            f"{pct(term['cached']['share'])} cached / {pct(term['online']['share'])} online" if term
+            f"{pct(term['cached']['share'])} cached / {pct(term['online']['share'])} online"
+            if term
             else f"{pct(g['share']['share_cached'])} cached / {pct(g['share']['share_online'])} online (`gram_loss` alone, of the hand step)"
         )
         if "epoch_vilt" in saved:
@@ -94,10 +95,17 @@ def render(machine: dict, r: dict, total_s: float, quick: bool, before: dict | N
         f"**Machine:** {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, torch {machine['torch']}, "
         f"Lightning {machine['lightning']}; OMP_NUM_THREADS=1 (one thread per benchmark process); {machine['date']}.",
         f"**Load (`uptime`):** {machine['load']} at the start, {r['fit_memory']['load_after']} at the end"
-        + (" — other work was running on this 2-core machine (load ≥ 1), so absolute times are inflated;"
-           " every ratio below was measured side by side in one process (interleaved rounds, median of per-round ratios)."
-           if float(machine["load"].split(",")[0]) >= 1 else "."),
-        *([f"Other processes running when the benchmarks started: {'; '.join(f'`{b}`' for b in machine['busy'])}."] if machine["busy"] else []),
+        + (
+            " — other work was running on this 2-core machine (load ≥ 1), so absolute times are inflated;"
+            " every ratio below was measured side by side in one process (interleaved rounds, median of per-round ratios)."
+            if float(machine["load"].split(",")[0]) >= 1
+            else "."
+        ),
+        *(
+            [f"Other processes running when the benchmarks started: {'; '.join(f'`{b}`' for b in machine['busy'])}."]
+            if machine["busy"]
+            else []
+        ),
         "No GPU was available for these figures (CPU only).",
         "",
         "## Summary",
@@ -431,7 +439,9 @@ def section_scaling(f: dict, sc: dict) -> list[str]:
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for b, row in sc["by_batch_size"].items():
-        out.append(f"| {b} | {row['online_ms']:.2f} | {row['cached_ms']:.2f} | {row['cached_us_per_sample']:.1f} | {row['gram_ms']:.3f} | {pct(row['gram_share_cached'])} |")
+        out.append(
+            f"| {b} | {row['online_ms']:.2f} | {row['cached_ms']:.2f} | {row['cached_us_per_sample']:.1f} | {row['gram_ms']:.3f} | {pct(row['gram_share_cached'])} |"
+        )
     m1, m16 = sc["by_modalities"]["1"], sc["by_modalities"]["16"]
     b32, b1024 = sc["by_batch_size"]["32"], sc["by_batch_size"]["1024"]
     out += [

@@ -61,7 +61,9 @@ def compose_fit(tmp_path):
     return compose_fit
 
 
-def run_gramkd(args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def run_gramkd(
+    args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300, extra_env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the console script as a user would: in `cwd`, logging under cwd/logs, wandb offline."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAMKD_", "HYDRA_")) and k != "PYTHONPATH"}
     env.update(WANDB_MODE="offline", GRAMKD_LOG_DIR=str(cwd / "logs"), **(extra_env or {}))
@@ -88,10 +90,22 @@ def no_wandb_run_left_open():
 
 FABRICATED_MODALITIES = ["fou", "pix", "mor"]
 FABRICATED_FIGURES = [
-    "test/acc", "test/f1", "test/agreement", "test/gram_mse", "test/drop_mean/acc",
-    *[f"test/drop_{m}/acc" for m in FABRICATED_MODALITIES], "wall_time_s",
+    "test/acc",
+    "test/f1",
+    "test/agreement",
+    "test/gram_mse",
+    "test/drop_mean/acc",
+    *[f"test/drop_{m}/acc" for m in FABRICATED_MODALITIES],
+    "wall_time_s",
 ]
-FABRICATED_TEACHER = {"test/acc": 0.97, "test/f1": 0.965, "test/drop_fou/acc": 0.96, "test/drop_pix/acc": 0.9, "test/drop_mor/acc": 0.95, "test/drop_mean/acc": 0.9367}
+FABRICATED_TEACHER = {
+    "test/acc": 0.97,
+    "test/f1": 0.965,
+    "test/drop_fou/acc": 0.96,
+    "test/drop_pix/acc": 0.9,
+    "test/drop_mor/acc": 0.95,
+    "test/drop_mean/acc": 0.9367,
+}
 
 
 def fabricated_metrics(rng: np.random.Generator) -> dict:

@@ -7,9 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from conftest import FAST, run_gramkd
 from gramkd.errors import GramkdError
 from gramkd.train import train_and_test
+
+from conftest import FAST, run_gramkd
 
 HELPERS = Path(__file__).parent / "helpers"
 STUDENT = {"_target_": "user_nets.MeanFusionNet", "width": 8}
@@ -33,7 +34,9 @@ def user_runs(tmp_path_factory):
     sys.path.insert(0, sys_path)
     out = tmp_path_factory.mktemp("user")
     try:
-        teacher_cfg = with_net(compose_config("fit", ["experiment=synthetic/teacher", *FAST, "trainer.max_epochs=2"], out / "teacher"), TEACHER)
+        teacher_cfg = with_net(
+            compose_config("fit", ["experiment=synthetic/teacher", *FAST, "trainer.max_epochs=2"], out / "teacher"), TEACHER
+        )
         _, _, teacher_trainer = train_and_test(teacher_cfg)
         teacher_ckpt = teacher_trainer.checkpoint_callback.best_model_path
         student_cfg = compose_config(
@@ -65,7 +68,9 @@ def test_the_teacher_is_the_user_checkpoint_rebuilt_from_its_recorded_class(user
 def test_gramkd_test_reproduces_the_user_students_test_accuracy(user_runs, tmp_path):
     _, _, metrics, _, trainer = user_runs
     best = trainer.checkpoint_callback.best_model_path
-    result = run_gramkd(["test", f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path, extra_env={"PYTHONPATH": str(HELPERS)})
+    result = run_gramkd(
+        ["test", f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path, extra_env={"PYTHONPATH": str(HELPERS)}
+    )
     assert result.returncode == 0, result.stderr
     [written] = (tmp_path / "logs").rglob("metrics.json")
     assert json.loads(written.read_text())["test/acc"] == metrics["test/acc"]

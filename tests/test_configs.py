@@ -10,12 +10,13 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
-from conftest import HAS_MFEAT, compose_config
 from gramkd.config import available, config_dir
 from gramkd.modules import ClassifierModule
 from gramkd.nets.build import build_net
 from gramkd.nets.contract import count_parameters
 from gramkd.train import build_trainer, selected_terms
+
+from conftest import HAS_MFEAT, compose_config
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 GROUPS = ["data", "net", "trainer", "logger", "callbacks"]
@@ -143,7 +144,10 @@ def test_every_student_of_a_data_set_is_trained_alike(data, compose_fit, feature
     resolved = {}
     for experiment in student_experiments(data):
         cfg = compose_fit([f"experiment={experiment}", *data_path(data == "features", features_dir), *QUIET])
-        resolved[experiment] = {key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True) for key in ("data", "net", "trainer", "module.optimizer", "module.scheduler", "teacher")}
+        resolved[experiment] = {
+            key: OmegaConf.to_container(OmegaConf.select(cfg, key), resolve=True)
+            for key in ("data", "net", "trainer", "module.optimizer", "module.scheduler", "teacher")
+        }
     assert len(resolved) >= 2 and f"{data}/student_scratch" in resolved
     scratch = resolved.pop(f"{data}/student_scratch")
     assert scratch["teacher"]["experiment"] is None
@@ -177,7 +181,9 @@ def test_experiment_composes_and_instantiates(experiment, compose_fit, tmp_path,
 
 @pytest.mark.parametrize("group, option", [(g, o) for g in GROUPS for o in available(g)])
 def test_group_option_composes_and_instantiates(group, option, compose_fit, features_dir, request):
-    cfg = compose_fit([f"{group}={option}", *data_for(group, option, features_dir, lambda: request.getfixturevalue("image_text_dir")), *QUIET])
+    cfg = compose_fit(
+        [f"{group}={option}", *data_for(group, option, features_dir, lambda: request.getfixturevalue("image_text_dir")), *QUIET]
+    )
     if group == "trainer" and cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         assert option in ("gpu", "gpu_bf16", "ddp")
         return  # nothing to instantiate it on here
@@ -287,7 +293,12 @@ def test_ablation_jobs_share_the_tuned_settings_of_kd_gram(data, method, compose
     job = compose_fit([f"experiment={data}/ablation", f"distill={method}", *QUIET])
     tuned = compose_fit([f"experiment={data}/kd_gram", *QUIET])
     assert job.module._target_ == "gramkd.modules.DistillModule" and job.teacher == tuned.teacher
-    assert (job.data, job.net, job.module.optimizer, job.trainer.max_epochs) == (tuned.data, tuned.net, tuned.module.optimizer, tuned.trainer.max_epochs)
+    assert (job.data, job.net, job.module.optimizer, job.trainer.max_epochs) == (
+        tuned.data,
+        tuned.net,
+        tuned.module.optimizer,
+        tuned.trainer.max_epochs,
+    )
     module, _, terms = build_distillation(job)
     assert {t.name for t in terms} == DISTILL_TERMS[method]
     for term in terms:

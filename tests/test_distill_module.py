@@ -23,7 +23,14 @@ from gramkd.train import train_and_test
 
 from conftest import FAST
 
-DISTILL_FAST = [*FAST, "experiment=synthetic/kd_gram", "compare_with=[]", "trainer.max_epochs=2", "teacher.overrides=['trainer.max_epochs=3']", "trainer.log_every_n_steps=1"]
+DISTILL_FAST = [
+    *FAST,
+    "experiment=synthetic/kd_gram",
+    "compare_with=[]",
+    "trainer.max_epochs=2",
+    "teacher.overrides=['trainer.max_epochs=3']",
+    "trainer.log_every_n_steps=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +116,11 @@ def small_nets(modalities=None, num_classes=5):
 
 def random_batch(batch_size=7, drop=True):
     g = torch.Generator().manual_seed(1)
-    inputs = {"a": torch.randn(batch_size, 6, generator=g), "b": torch.randn(batch_size, 4, generator=g), "c": torch.randn(batch_size, 5, generator=g)}
+    inputs = {
+        "a": torch.randn(batch_size, 6, generator=g),
+        "b": torch.randn(batch_size, 4, generator=g),
+        "c": torch.randn(batch_size, 5, generator=g),
+    }
     present = {m: torch.ones(batch_size, dtype=torch.bool) for m in inputs}
     if drop:
         present["b"][[1, 4]] = False
@@ -211,7 +222,9 @@ def test_a_terms_parameters_are_optimised_and_checkpointed(tmp_path):
     module = DistillModule(student, teacher, optimizer=torch.optim.Adam)
     term = ProjectedFusedMSE(8, 16)
     before = term.projection.weight.detach().clone()
-    trainer = L.Trainer(max_epochs=1, callbacks=[term], default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1, callbacks=[term], default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(module, datamodule=data)
     assert module.term_modules["projected"] is term.projection
     assert not torch.equal(before, term.projection.weight)
@@ -248,7 +261,14 @@ def test_a_nan_term_stops_training_naming_it_with_the_step_values_checked_in_one
     student = MultimodalNet(data.modalities, data.num_classes, width=8, depth=1, heads=2)
     teacher = MultimodalNet(data.modalities, data.num_classes, width=16, depth=1, heads=2)
     module = DistillModule(student, teacher, optimizer=torch.optim.Adam, teacher_cache="off")
-    trainer = L.Trainer(max_epochs=3, callbacks=[KDDistillation(), NaNAfterSteps(3)], default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=[KDDistillation(), NaNAfterSteps(3)],
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     with pytest.raises(GramkdError, match=r"training stopped at epoch \d, step 3: loss term 'unstable' became nan; the last good state"):
         trainer.fit(module, datamodule=data)
     assert torch.load(tmp_path / "checkpoints" / "last_good.ckpt", weights_only=True)["global_step"] == 3

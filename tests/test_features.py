@@ -16,13 +16,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import only_run_dir, run_gramkd
 from gramkd.config import files_fingerprint
-from gramkd.data import FeaturesDataModule
-from gramkd.data import feature_checks
+from gramkd.data import FeaturesDataModule, feature_checks
 from gramkd.data.disk_array import DiskArray, InMemoryArray
 from gramkd.data.split import stratified_split
 from gramkd.errors import GramkdError
+
+from conftest import only_run_dir, run_gramkd
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("make_features", ROOT / "examples" / "make_features.py")
@@ -236,8 +236,15 @@ def test_distils_in_every_layout(layout, tmp_path, compose_fit):
 
     write(tmp_path / "data", layout, split="names", n=120)
     cfg = compose_fit(
-        ["experiment=features/kd_gram", f"data.path={tmp_path / 'data'}", "trainer.max_epochs=1", "compare_with=[]",
-         "teacher.overrides=['trainer.max_epochs=1']", "data.batch_size=32", *QUIET]
+        [
+            "experiment=features/kd_gram",
+            f"data.path={tmp_path / 'data'}",
+            "trainer.max_epochs=1",
+            "compare_with=[]",
+            "teacher.overrides=['trainer.max_epochs=1']",
+            "data.batch_size=32",
+            *QUIET,
+        ]
     )
     metrics, module, _ = train_and_test(cfg)
     assert module.net.modality_names == ["audio", "image", "text"]
@@ -252,8 +259,15 @@ def test_gramkd_fit_and_test_on_a_features_folder(tmp_path):
     data = tmp_path / "data"
     write(data, "one-npz", split="names", missing="nan", n=150)
     fit = run_gramkd(
-        ["fit", "experiment=features/kd_gram", f"data.path={data}", "trainer.max_epochs=1", "compare_with=[]",
-         "teacher.overrides=['trainer.max_epochs=2']", *QUIET],
+        [
+            "fit",
+            "experiment=features/kd_gram",
+            f"data.path={data}",
+            "trainer.max_epochs=1",
+            "compare_with=[]",
+            "teacher.overrides=['trainer.max_epochs=2']",
+            *QUIET,
+        ],
         tmp_path,
     )
     assert fit.returncode == 0, fit.stderr[-3000:]
@@ -263,7 +277,11 @@ def test_gramkd_fit_and_test_on_a_features_folder(tmp_path):
     [teacher] = [p for p in (tmp_path / "logs" / "cache").glob("teacher_features_teacher-*") if p.is_dir()]
     teacher_checkpoint = torch.load(teacher / "net.pt", weights_only=True)
     specs = teacher_checkpoint["gramkd"]["net"]["modalities"]
-    assert {m: (spec["kind"], spec["shape"]) for m, spec in specs.items()} == {"audio": ("sequence", [3, 2]), "image": ("vector", [5]), "text": ("vector", [4])}
+    assert {m: (spec["kind"], spec["shape"]) for m, spec in specs.items()} == {
+        "audio": ("sequence", [3, 2]),
+        "image": ("vector", [5]),
+        "text": ("vector", [4]),
+    }
     assert teacher_checkpoint["gramkd"]["data"]["fingerprint"] == files_fingerprint(data)
 
     [best] = (run / "checkpoints").glob("epoch*.ckpt")
@@ -289,7 +307,10 @@ def make_bad(case: str, folder: Path) -> tuple[list[str], str]:
     if case == "rows differ":
         write(d)
         np.save(d / "image.npy", features["image"][:-1])
-        return [], f"row counts differ: {d}/labels.npy has 90 rows but modality 'image' ({d}/image.npy) has 89; every modality needs one row per label, in the same order"
+        return (
+            [],
+            f"row counts differ: {d}/labels.npy has 90 rows but modality 'image' ({d}/image.npy) has 89; every modality needs one row per label, in the same order",
+        )
     if case == "labels not integers":
         write(d)
         np.save(d / "labels.npy", labels.astype(np.float32))
@@ -300,33 +321,53 @@ def make_bad(case: str, folder: Path) -> tuple[list[str], str]:
         return [], f"{d}/labels.npy row 17 is -1; labels must be integers from 0 (classes 0..C-1)"
     if case == "label out of range":
         write(d)
-        return ["data.num_classes=2"], f"{d}/labels.npy row 2 is 2, but data.num_classes=2: labels must be in 0..1; fix the label or raise data.num_classes"
+        return [
+            "data.num_classes=2"
+        ], f"{d}/labels.npy row 2 is 2, but data.num_classes=2: labels must be in 0..1; fix the label or raise data.num_classes"
     if case == "partial NaN":
         image = features["image"].copy()
         image[33, 2] = np.nan
         write(d, image=image)
-        return [], f"modality 'image' ({d}/image.npy) row 33 is partly NaN; a row is either complete or all NaN (the modality is absent): fill in the values or set the whole row to NaN"
+        return (
+            [],
+            f"modality 'image' ({d}/image.npy) row 33 is partly NaN; a row is either complete or all NaN (the modality is absent): fill in the values or set the whole row to NaN",
+        )
     if case == "Inf":
         text = features["text"].copy()
         text[40, 0] = -np.inf
         write(d, "one-npz", text=text)
-        return [], f"modality 'text' ({d}/features.npz (key 'text')) row 40 holds Inf; replace it with finite values, or mark the row absent (all NaN, or False in text.present.npy)"
+        return (
+            [],
+            f"modality 'text' ({d}/features.npz (key 'text')) row 40 holds Inf; replace it with finite values, or mark the row absent (all NaN, or False in text.present.npy)",
+        )
     if case == "NaN where the mask says present":
         write(d, "safetensors", missing="mask")
         audio = features["audio"].copy()
         audio[5, 1, 1] = np.nan
         make_features.write_features(d, {"audio": audio}, labels, "safetensors")
-        return [], f"modality 'audio' ({d}/audio.safetensors) row 5 holds NaN, but audio.present.npy marks it present; replace the values, or set row 5 of the mask to False"
+        return (
+            [],
+            f"modality 'audio' ({d}/audio.safetensors) row 5 holds NaN, but audio.present.npy marks it present; replace the values, or set row 5 of the mask to False",
+        )
     if case == "configured modality missing":
         write(d)
-        return ["data.modalities=[image,video,text,audio]"], f"modality 'video' is in data.modalities but not in {d} (it has: audio, image, text); add video.npy there or remove 'video' from data.modalities"
+        return (
+            ["data.modalities=[image,video,text,audio]"],
+            f"modality 'video' is in data.modalities but not in {d} (it has: audio, image, text); add video.npy there or remove 'video' from data.modalities",
+        )
     if case == "modality not configured":
         write(d)
-        return ["data.modalities=[image,text]"], f"{d}/audio.npy holds modality 'audio', which data.modalities does not list; add 'audio' to data.modalities or move the file out of {d}"
+        return (
+            ["data.modalities=[image,text]"],
+            f"{d}/audio.npy holds modality 'audio', which data.modalities does not list; add 'audio' to data.modalities or move the file out of {d}",
+        )
     if case == "corrupt file":
         write(d)
         corrupt_truncated(d)
-        return [], f"cannot read {d}/image.npy: it is cut short (1793 bytes of data where its header promises 1800); write it again with numpy.save"
+        return (
+            [],
+            f"cannot read {d}/image.npy: it is cut short (1793 bytes of data where its header promises 1800); write it again with numpy.save",
+        )
     if case == "bad split value":
         write(d, split="names")
         split = split_file_values(N, "names")
@@ -335,16 +376,30 @@ def make_bad(case: str, folder: Path) -> tuple[list[str], str]:
         return [], f"{d}/split.npy row 12 is 'trian'; each row must be 'train', 'val' or 'test' (or 0, 1, 2)"
     if case == "no data.path":
         write(d)
-        return ["data.path=null"], "data.path is not set: pass data.path=DIR, a folder with one array file per modality and labels.npy (see 'Your own data' in the README)"
+        return (
+            ["data.path=null"],
+            "data.path is not set: pass data.path=DIR, a folder with one array file per modality and labels.npy (see 'Your own data' in the README)",
+        )
     raise KeyError(case)
 
 
 BAD_CASES = [
-    "rows differ", "labels not integers", "negative label", "label out of range", "partial NaN", "Inf",
-    "NaN where the mask says present", "configured modality missing", "modality not configured", "corrupt file",
-    "bad split value", "no data.path",
+    "rows differ",
+    "labels not integers",
+    "negative label",
+    "label out of range",
+    "partial NaN",
+    "Inf",
+    "NaN where the mask says present",
+    "configured modality missing",
+    "modality not configured",
+    "corrupt file",
+    "bad split value",
+    "no data.path",
 ]
-CLI_CASES = [case for case in BAD_CASES if case not in ("NaN where the mask says present", "no data.path")]  # each `gramkd` start costs ~4 s
+CLI_CASES = [
+    case for case in BAD_CASES if case not in ("NaN where the mask says present", "no data.path")
+]  # each `gramkd` start costs ~4 s
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
@@ -444,20 +499,52 @@ def test_a_file_that_is_not_npy(tmp_path):
 @pytest.mark.parametrize(
     "name, array, message",
     [
-        ("image.npy", np.zeros(N, np.float32), "{d}/image.npy has shape (90,); a modality needs [N, D] (one vector per row) or [N, T, D] (a sequence per row)"),
-        ("image.npy", np.zeros((N, 0), np.float32), "{d}/image.npy has shape (90, 0), which holds no values; every row needs at least one feature"),
-        ("image.npy", np.zeros((N, 2), complex), "{d}/image.npy holds complex128 values; modality arrays must be numbers (float16/32/64, bfloat16 or integers)"),
+        (
+            "image.npy",
+            np.zeros(N, np.float32),
+            "{d}/image.npy has shape (90,); a modality needs [N, D] (one vector per row) or [N, T, D] (a sequence per row)",
+        ),
+        (
+            "image.npy",
+            np.zeros((N, 0), np.float32),
+            "{d}/image.npy has shape (90, 0), which holds no values; every row needs at least one feature",
+        ),
+        (
+            "image.npy",
+            np.zeros((N, 2), complex),
+            "{d}/image.npy holds complex128 values; modality arrays must be numbers (float16/32/64, bfloat16 or integers)",
+        ),
         ("labels.npy", np.zeros((N, 1), int), "{d}/labels.npy has shape (90, 1); save labels as one value per row, shape [N]"),
-        ("image.present.npy", np.zeros(N, np.float32), "{d}/image.present.npy holds float32 values; a present mask must be bool (True = the modality is there) or 0/1"),
-        ("image.present.npy", np.ones(N - 1, bool), "row counts differ: {d}/image.present.npy has 89 rows but labels.npy has 90; save one flag per row"),
-        ("video.present.npy", np.ones(N, bool), "{d}/video.present.npy is a present mask for modality 'video', which {d} does not have (it has: audio, image, text)"),
+        (
+            "image.present.npy",
+            np.zeros(N, np.float32),
+            "{d}/image.present.npy holds float32 values; a present mask must be bool (True = the modality is there) or 0/1",
+        ),
+        (
+            "image.present.npy",
+            np.ones(N - 1, bool),
+            "row counts differ: {d}/image.present.npy has 89 rows but labels.npy has 90; save one flag per row",
+        ),
+        (
+            "video.present.npy",
+            np.ones(N, bool),
+            "{d}/video.present.npy is a present mask for modality 'video', which {d} does not have (it has: audio, image, text)",
+        ),
         ("split.npy", np.full(N, 3), "{d}/split.npy row 0 is 3; each row must be 'train', 'val' or 'test' (or 0, 1, 2)"),
         ("split.npy", np.zeros(N, int), "{d}/split.npy has no 'val' rows; train, val and test each need at least one"),
         ("split.npy", np.zeros(N - 1, int), "row counts differ: {d}/split.npy has 89 rows but labels.npy has 90; save one split per row"),
         ("split.npy", np.zeros(N, np.float32), "{d}/split.npy holds float32 values; save 'train'/'val'/'test' or 0/1/2 per row"),
-        ("split.npy", np.array(["train"] * N, dtype=object), "{d}/split.npy holds Python objects; save the split as a plain numpy array (strings or integers)"),
+        (
+            "split.npy",
+            np.array(["train"] * N, dtype=object),
+            "{d}/split.npy holds Python objects; save the split as a plain numpy array (strings or integers)",
+        ),
         ("image.npz", np.zeros((N, 2), np.float32), "modality 'image' is given twice: by {d}/image.npy and by {d}/image.npz; keep one"),
-        ("labels.safetensors", np.zeros((N, 2), np.float32), "{d}/labels.safetensors would be a modality named 'labels', a name gramkd reserves: put labels in labels.npy, the split in split.npy and masks in <modality>.present.npy, or rename the modality"),
+        (
+            "labels.safetensors",
+            np.zeros((N, 2), np.float32),
+            "{d}/labels.safetensors would be a modality named 'labels', a name gramkd reserves: put labels in labels.npy, the split in split.npy and masks in <modality>.present.npy, or rename the modality",
+        ),
     ],
 )
 def test_more_bad_files(name, array, message, tmp_path):

@@ -94,9 +94,7 @@ def reference_rkd_angle(student, teacher):
             return difference / norm if norm > 0 else difference
 
         n = len(x)
-        return np.array(
-            [np.dot(direction(a, b), direction(a, c)) for a in range(n) for b in range(n) for c in range(n)]
-        )
+        return np.array([np.dot(direction(a, b), direction(a, c)) for a in range(n) for b in range(n) for c in range(n)])
 
     differences = cosines(student.numpy()) - cosines(teacher.numpy())
     return np.mean([reference_smooth_l1(d) for d in differences])
@@ -140,9 +138,7 @@ def test_gram_loss_gradcheck(generator, normalize, distance):
     student = random_features(generator, DS).requires_grad_()
     teacher = random_features(generator, DT).requires_grad_()
     mask = random_mask(generator)
-    assert torch.autograd.gradcheck(
-        lambda s, t: gram_loss(s, t, mask, normalize=normalize, distance=distance), (student, teacher)
-    )
+    assert torch.autograd.gradcheck(lambda s, t: gram_loss(s, t, mask, normalize=normalize, distance=distance), (student, teacher))
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -159,9 +155,7 @@ def test_permuting_the_batch_permutes_the_gram_matrices(generator):
     permutation = torch.randperm(B, generator=generator)
     torch.testing.assert_close(gram_matrix(features[permutation], mask[permutation]), gram_matrix(features, mask)[permutation])
     student, teacher = features, random_features(generator, DT)
-    torch.testing.assert_close(
-        gram_loss(student[permutation], teacher[permutation], mask[permutation]), gram_loss(student, teacher, mask)
-    )
+    torch.testing.assert_close(gram_loss(student[permutation], teacher[permutation], mask[permutation]), gram_loss(student, teacher, mask))
 
 
 @pytest.mark.parametrize("distance", ["mse", "smooth_l1"])
@@ -217,9 +211,7 @@ def test_no_present_pair_gives_connected_zero(generator, mask, exclude_diagonal)
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 7.5])
 def test_kd_loss_equals_scaled_kl_div(generator, temperature):
     student, teacher = torch.randn(2, 8, 10, generator=generator, dtype=torch.float64) * 3
-    expected = F.kl_div(
-        F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1), reduction="batchmean"
-    )
+    expected = F.kl_div(F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1), reduction="batchmean")
     torch.testing.assert_close(kd_loss(student, teacher, temperature), expected * temperature**2)
 
 

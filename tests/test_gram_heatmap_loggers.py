@@ -18,8 +18,13 @@ def test_heatmap_is_logged_as_a_wandb_image_and_a_png(tmp_path, monkeypatch):
     teacher = MultimodalNet(data.modalities, data.num_classes, width=16, depth=1, heads=2)
     logger = WandbLogger(project="gramkd-tests", save_dir=str(tmp_path), offline=True)
     trainer = L.Trainer(
-        max_epochs=1, logger=logger, callbacks=[GramDistillation()], default_root_dir=tmp_path,
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        max_epochs=1,
+        logger=logger,
+        callbacks=[GramDistillation()],
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
     )
     trainer.fit(DistillModule(student, teacher, optimizer=torch.optim.Adam), datamodule=data)
     run_dir = logger.experiment.dir  # …/wandb/offline-run-*/files

@@ -21,7 +21,14 @@ transformers = pytest.importorskip("transformers")
 
 T, VOCAB, SIZE, HIDDEN, START = 6, 30, 8, 16, 1
 TINY_VILT = {"hidden_size": HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 4}
-TINY_CLIP = {"hidden_size": HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 4, "projection_dim": 12}
+TINY_CLIP = {
+    "hidden_size": HIDDEN,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "patch_size": 4,
+    "projection_dim": 12,
+}
 
 
 def modalities(num_images: int, size: int = SIZE, vocab: int = VOCAB) -> dict:
@@ -133,7 +140,12 @@ def test_clip_rows_are_the_towers_projected_pooled_outputs():
             for m, name in enumerate(["left", "right"], start=1):
                 image = net.vision_tower(pixel_values=inputs[name][b : b + 1], output_hidden_states=True)
                 torch.testing.assert_close(out.modality_features[b, m], image.image_embeds[0] * present[name][b], atol=1e-5, rtol=1e-5)
-                torch.testing.assert_close(out.layer_features[b, :, m], torch.stack([image.hidden_states[i][0, 0] for i in (0, -1)]) * present[name][b], atol=1e-5, rtol=1e-5)
+                torch.testing.assert_close(
+                    out.layer_features[b, :, m],
+                    torch.stack([image.hidden_states[i][0, 0] for i in (0, -1)]) * present[name][b],
+                    atol=1e-5,
+                    rtol=1e-5,
+                )
     assert torch.equal(out.prefusion_features, out.modality_features)
 
 
@@ -141,7 +153,17 @@ def test_clip_rows_are_the_towers_projected_pooled_outputs():
 
 
 def tiny_vilt_config(**kw):
-    sizes = {"vocab_size": VOCAB, "max_position_embeddings": T, "image_size": SIZE, "num_channels": 1, "hidden_size": HIDDEN, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32, "patch_size": 4}
+    sizes = {
+        "vocab_size": VOCAB,
+        "max_position_embeddings": T,
+        "image_size": SIZE,
+        "num_channels": 1,
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "patch_size": 4,
+    }
     return transformers.ViltConfig(**{**sizes, **kw})
 
 
@@ -159,7 +181,11 @@ def test_pretrained_vilt_gives_the_saved_classifier_logits(saved_nlvr2):
     net = ViltNet(modalities(2), num_classes=3, pretrained=str(folder)).eval()
     inputs = make_batch(2)
     with torch.no_grad():
-        expected = model(input_ids=inputs["text"][:, 0], attention_mask=inputs["text"][:, 1], pixel_values=torch.stack([inputs["left"], inputs["right"]], 1)).logits
+        expected = model(
+            input_ids=inputs["text"][:, 0],
+            attention_mask=inputs["text"][:, 1],
+            pixel_values=torch.stack([inputs["left"], inputs["right"]], 1),
+        ).logits
         torch.testing.assert_close(net(inputs).logits, expected, atol=1e-6, rtol=1e-5)
 
 
@@ -184,8 +210,28 @@ def test_pretrained_clip_gives_the_saved_models_features(tmp_path):
     torch.manual_seed(3)
     eos = VOCAB - 1
     config = transformers.CLIPConfig(
-        text_config={"vocab_size": VOCAB, "hidden_size": HIDDEN, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": T, "projection_dim": 12, "bos_token_id": START, "eos_token_id": eos, "pad_token_id": 0},
-        vision_config={"hidden_size": 24, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": SIZE, "patch_size": 4, "num_channels": 1, "projection_dim": 12},
+        text_config={
+            "vocab_size": VOCAB,
+            "hidden_size": HIDDEN,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": T,
+            "projection_dim": 12,
+            "bos_token_id": START,
+            "eos_token_id": eos,
+            "pad_token_id": 0,
+        },
+        vision_config={
+            "hidden_size": 24,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": SIZE,
+            "patch_size": 4,
+            "num_channels": 1,
+            "projection_dim": 12,
+        },
         projection_dim=12,
     )
     model = transformers.CLIPModel(config).eval()
@@ -284,7 +330,10 @@ def test_single_modality_outputs_match_one_modality_at_a_time(make_net):
     "data, message",
     [
         ({"text": {"kind": "tokens", "shape": [2, T], "vocab_size": VOCAB}}, "the data has: text (tokens)"),
-        ({**modalities(2), "third": {"kind": "image", "shape": [1, SIZE, SIZE]}}, "the data has: text (tokens), left (image), right (image), third (image)"),
+        (
+            {**modalities(2), "third": {"kind": "image", "shape": [1, SIZE, SIZE]}},
+            "the data has: text (tokens), left (image), right (image), third (image)",
+        ),
         ({**modalities(1), "extra": {"kind": "vector", "shape": [4]}}, "extra (vector)"),
     ],
 )
@@ -318,7 +367,9 @@ def test_pretrained_vilt_refuses_other_channels(saved_nlvr2):
 def test_a_hub_name_without_the_hub_fails_in_one_line(monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     for build in (ViltNet, ClipDualEncoderNet):
-        with pytest.raises(GramkdError, match=r"^pretrained=nobody/no-such-model is not a local directory and the Hugging Face hub could not provide it") as err:
+        with pytest.raises(
+            GramkdError, match=r"^pretrained=nobody/no-such-model is not a local directory and the Hugging Face hub could not provide it"
+        ) as err:
             build(modalities(2), num_classes=3, pretrained="nobody/no-such-model")
         assert "\n" not in str(err.value)
 
@@ -344,7 +395,9 @@ def test_vilt_refuses_bad_sizes(kw, message):
 def test_wrong_image_batch_is_named():
     inputs = make_batch(2)
     inputs["right"] = inputs["right"][..., :4]
-    with pytest.raises(GramkdError, match=r"^image modality 'right' got a batch of shape \[6, 1, 8, 4\]; the net was built for \[B, 1, 8, 8\]$"):
+    with pytest.raises(
+        GramkdError, match=r"^image modality 'right' got a batch of shape \[6, 1, 8, 4\]; the net was built for \[B, 1, 8, 8\]$"
+    ):
         vilt_net(2)(inputs)
 
 

@@ -52,11 +52,18 @@ def memes(tmp_path) -> Path:
 @pytest.fixture
 def snli(tmp_path) -> Path:
     folder = tmp_path / "snli"
-    rows = {"train": [("11", "entailment"), ("12.jpg", "neutral"), ("13.jpg", "contradiction")], "dev": [("14.jpg", "neutral")], "test": [("15", "entailment")]}
+    rows = {
+        "train": [("11", "entailment"), ("12.jpg", "neutral"), ("13.jpg", "contradiction")],
+        "dev": [("14.jpg", "neutral")],
+        "test": [("15", "entailment")],
+    }
     for split, examples in rows.items():
         for name, _ in examples:
             write_image(folder / "flickr30k_images" / f"{name.removesuffix('.jpg')}.jpg", fmt="JPEG")
-        write_lines(folder / f"snli_ve_{split}.jsonl", [{"Flikr30kID": n, "sentence2": f"a photo {n}", "gold_label": y, "pairID": n} for n, y in examples])
+        write_lines(
+            folder / f"snli_ve_{split}.jsonl",
+            [{"Flikr30kID": n, "sentence2": f"a photo {n}", "gold_label": y, "pairID": n} for n, y in examples],
+        )
     return folder
 
 
@@ -64,7 +71,11 @@ def snli(tmp_path) -> Path:
 def nlvr2(tmp_path) -> Path:
     """train images under images/train/<directory>/, dev under dev/ (the published layouts), test1 under images/test1/."""
     folder = tmp_path / "nlvr2"
-    places = {"train": lambda d: folder / "images" / "train" / str(d), "dev": lambda d: folder / "dev", "test1": lambda d: folder / "images" / "test1"}
+    places = {
+        "train": lambda d: folder / "images" / "train" / str(d),
+        "dev": lambda d: folder / "dev",
+        "test1": lambda d: folder / "images" / "test1",
+    }
     for split, place in places.items():
         lines = []
         for s in range(3 if split == "train" else 2):
@@ -79,7 +90,14 @@ def nlvr2(tmp_path) -> Path:
 
 
 def load(folder: Path, **kwargs) -> ImageTextDataModule:
-    kwargs = {"image_size": [H, W], "channels": 3, "max_text_length": 8, "batch_size": 64, "cache_dir": str(folder.parent / "cache"), **kwargs}
+    kwargs = {
+        "image_size": [H, W],
+        "channels": 3,
+        "max_text_length": 8,
+        "batch_size": 64,
+        "cache_dir": str(folder.parent / "cache"),
+        **kwargs,
+    }
     data = ImageTextDataModule(path=str(folder), **kwargs)
     data.setup()
     return data
@@ -212,7 +230,9 @@ def test_random_shift_moves_each_image_by_whole_pixels():
 def shift_by(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     out = torch.zeros_like(image)
     _, h, w = image.shape
-    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[:, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -278,7 +298,9 @@ def as_json(record: dict) -> str:
 
 def broken_image(folder: Path) -> str:
     (folder / "img" / "2.png").write_bytes(b"not a png")
-    return re.escape(f"train.jsonl line 2: img/2.png cannot be decoded as an image (cannot identify image file '{folder / 'img' / '2.png'}'); replace or remove it")
+    return re.escape(
+        f"train.jsonl line 2: img/2.png cannot be decoded as an image (cannot identify image file '{folder / 'img' / '2.png'}'); replace or remove it"
+    )
 
 
 BAD_MEMES = {
@@ -291,14 +313,26 @@ BAD_MEMES = {
         lambda f: edit_line(f / "train.jsonl", 2, lambda r: '{"id": 2, "img": '),
         "train.jsonl line 2 is not valid JSON (Expecting value at column 18); fix or remove that line",
     ),
-    "not an object": (lambda f: edit_line(f / "dev_seen.jsonl", 2, lambda r: "[1, 2]"), "dev_seen.jsonl line 2 is not a JSON object; each line must be one {...} record"),
+    "not an object": (
+        lambda f: edit_line(f / "dev_seen.jsonl", 2, lambda r: "[1, 2]"),
+        "dev_seen.jsonl line 2 is not a JSON object; each line must be one {...} record",
+    ),
     "missing field": (
         lambda f: edit_line(f / "dev_seen.jsonl", 1, lambda r: as_json({k: v for k, v in r.items() if k != "text"})),
         "dev_seen.jsonl line 1 has no 'text' field; every line needs 'img', 'label', 'text'",
     ),
-    "unknown label": (lambda f: edit_line(f / "test_seen.jsonl", 2, lambda r: as_json({**r, "label": 2})), "test_seen.jsonl line 2: label 2 is not one of 0, 1"),
-    "boolean label": (lambda f: edit_line(f / "train.jsonl", 1, lambda r: as_json({**r, "label": True})), "train.jsonl line 1: label true is not one of 0, 1"),
-    "empty split": (lambda f: (f / "dev_seen.jsonl").write_text("\n"), "dev_seen.jsonl holds no examples; the val split needs at least one"),
+    "unknown label": (
+        lambda f: edit_line(f / "test_seen.jsonl", 2, lambda r: as_json({**r, "label": 2})),
+        "test_seen.jsonl line 2: label 2 is not one of 0, 1",
+    ),
+    "boolean label": (
+        lambda f: edit_line(f / "train.jsonl", 1, lambda r: as_json({**r, "label": True})),
+        "train.jsonl line 1: label true is not one of 0, 1",
+    ),
+    "empty split": (
+        lambda f: (f / "dev_seen.jsonl").write_text("\n"),
+        "dev_seen.jsonl holds no examples; the val split needs at least one",
+    ),
     "unlabelled split": (
         lambda f: write_lines(f / "test_seen.jsonl", [{"id": 7, "img": "img/7.png", "text": "a"}]),
         (
@@ -349,7 +383,9 @@ def test_bad_labels_in_the_other_layouts(snli, nlvr2):
     with pytest.raises(GramkdError, match=r'^snli_ve_dev.jsonl line 1: label "-" is not one of "entailment", "neutral", "contradiction"$'):
         load(snli)
     edit_line(nlvr2 / "test1.json", 2, lambda r: as_json({**r, "identifier": "test1-1"}))
-    with pytest.raises(GramkdError, match=r"^test1.json line 2: identifier 'test1-1' is not split-set-pair-sentence \(like 'dev-850-0-0'\)$"):
+    with pytest.raises(
+        GramkdError, match=r"^test1.json line 2: identifier 'test1-1' is not split-set-pair-sentence \(like 'dev-850-0-0'\)$"
+    ):
         load(nlvr2)
 
 
@@ -362,7 +398,9 @@ def test_a_missing_nlvr2_image_is_named_where_the_layout_puts_it(nlvr2):
 def test_bad_settings_are_refused_in_one_line(memes, tmp_path):
     with pytest.raises(GramkdError, match=r"^unknown data.format 'coco'; choose one of: hateful_memes, snli_ve, nlvr2, auto$"):
         load(memes, format="coco")
-    with pytest.raises(GramkdError, match=r"holds none of train.jsonl \(hateful_memes\), snli_ve_train.jsonl \(snli_ve\), train.json \(nlvr2\)"):
+    with pytest.raises(
+        GramkdError, match=r"holds none of train.jsonl \(hateful_memes\), snli_ve_train.jsonl \(snli_ve\), train.json \(nlvr2\)"
+    ):
         load(tmp_path)
     with pytest.raises(GramkdError, match=r"^data.channels is 2; use 1 \(grey\) or 3 \(RGB\)$"):
         load(memes, channels=2)

@@ -4,11 +4,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import HAS_MFEAT
 from gramkd.errors import GramkdError
 from gramkd.nets import FUSIONS, MultimodalNet, MultimodalOutput
 from gramkd.nets.build import build_net
 from gramkd.nets.contract import ModalitySpec
+
+from conftest import HAS_MFEAT
 
 B, C, WIDTH = 5, 7, 16
 
@@ -78,7 +79,10 @@ def test_absent_modalities_are_zero_and_have_no_influence(fusion, num_modalities
     mask = absent_pattern(num_modalities)
     present = {m: mask[:, i] for i, m in enumerate(modalities)}
     inputs = random_inputs(modalities)
-    scrambled = {m: torch.where(present[m].view(-1, *[1] * len(shape)), x, 1e3 * torch.randn_like(x)) for (m, x), shape in zip(inputs.items(), modalities.values())}
+    scrambled = {
+        m: torch.where(present[m].view(-1, *[1] * len(shape)), x, 1e3 * torch.randn_like(x))
+        for (m, x), shape in zip(inputs.items(), modalities.values())
+    }
     with torch.set_grad_enabled(not no_grad):
         out, again = net(inputs, present), net(scrambled, present)
     assert torch.equal(out.modality_mask, mask)

@@ -191,7 +191,11 @@ def test_image_text_presets_are_a_large_and_a_ten_times_smaller_net():
         cfg = OmegaConf.load(Path(config_dir()) / "net" / f"mm_image_text_{preset}.yaml")
         net = instantiate(cfg, modalities=digits, num_classes=2, _convert_="all")
         generator = torch.Generator().manual_seed(0)
-        inputs = {"text": padded_tokens([12, 3], generator, size=12, vocab=40), "left": torch.randn(2, 1, 16, 16), "right": torch.randn(2, 1, 16, 16)}
+        inputs = {
+            "text": padded_tokens([12, 3], generator, size=12, vocab=40),
+            "left": torch.randn(2, 1, 16, 16),
+            "right": torch.randn(2, 1, 16, 16),
+        }
         assert net.eval()(inputs).logits.shape == (2, 2)
         sizes[preset] = net.num_parameters
     assert sizes == {"teacher": 276_226, "student": 22_658}

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from nbclient import NotebookClient
 
-from conftest import fabricated_metrics, write_job
 from gramkd.report import report
+
+from conftest import fabricated_metrics, write_job
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = ["quickstart.ipynb", "results.ipynb"]
@@ -26,7 +27,9 @@ def execute(name: str) -> tuple[nbformat.NotebookNode, float]:
 
 
 def outputs(notebook: nbformat.NotebookNode, kind: str) -> list:
-    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs if kind in o.get("data", {}) or o.get("name") == kind]
+    return [
+        o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs if kind in o.get("data", {}) or o.get("name") == kind
+    ]
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
@@ -59,7 +62,12 @@ def test_results_notebook_plots_a_report(monkeypatch, tmp_path):
     rng = np.random.default_rng(0)
     sweep = tmp_path / "multiruns" / "0"
     for job, (option, seed) in enumerate((o, s) for o in ("none", "kd", "kd_gram") for s in range(3)):
-        write_job(sweep / str(job), [f"distill={option}", f"seed={seed}"], {"seed": seed, "data": {"views": ["fou", "pix", "mor"]}}, fabricated_metrics(rng))
+        write_job(
+            sweep / str(job),
+            [f"distill={option}", f"seed={seed}"],
+            {"seed": seed, "data": {"views": ["fou", "pix", "mor"]}},
+            fabricated_metrics(rng),
+        )
     report([sweep], show=False)
     monkeypatch.setenv("GRAMKD_RESULTS_CSV", str(sweep / "results.csv"))
     notebook, seconds = execute("results.ipynb")

@@ -10,14 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import FABRICATED_FIGURES as FIGURES
-from conftest import FABRICATED_MODALITIES as MODALITIES
-from conftest import FABRICATED_TEACHER as TEACHER
-from conftest import FAST, fabricated_metrics, run_gramkd, write_job
 from gramkd.errors import GramkdError
 from gramkd.report import collect, print_metrics, report
 from gramkd.report.markdown import markdown
 from gramkd.report.stats import paired_difference
+
+from conftest import FABRICATED_FIGURES as FIGURES
+from conftest import FABRICATED_MODALITIES as MODALITIES
+from conftest import FABRICATED_TEACHER as TEACHER
+from conftest import FAST, fabricated_metrics, run_gramkd, write_job
 
 METHODS = {"none": "scratch", "kd": "kd", "gram": "gram", "kd_gram": "kd_gram"}  # distill option -> row label
 SEEDS = range(5)

@@ -90,7 +90,16 @@ def test_a_trained_net_degrades_only_without_the_informative_modality(tmp_path):
     net = MultimodalNet({"noise": (4,), "signal": (4,)}, num_classes=2, width=8, heads=2, dropout=0.0)
     module = ClassifierModule(net, optimizer=lambda params: torch.optim.Adam(params, lr=1e-2))
     train = batches(512, 64, seed=2, noise_dim=4, signal_dim=4)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=8, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=8,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, train_dataloaders=DataLoader(train, batch_size=None))
     metrics = run_test(module, batches(400, 100, seed=3, noise_dim=4, signal_dim=4), tmp_path)
     assert metrics["test/acc"] >= 0.97

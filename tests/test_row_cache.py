@@ -15,7 +15,7 @@ def test_each_row_is_computed_once_and_read_back_exactly():
         return values[index]
 
     for index in (torch.tensor([1, 4, 7]), torch.tensor([0, 2]), torch.tensor([7, 1, 4]), torch.tensor([2, 4])):
-        assert torch.equal(cache.get_or_compute(index, lambda: compute(index)), values[index])
+        assert torch.equal(cache.get_or_compute(index, lambda index=index: compute(index)), values[index])
     assert calls == [[1, 4, 7], [0, 2]]  # the last two batches hold only rows seen before
     assert torch.equal(cache.get_or_compute(torch.tensor([2, 3]), lambda: compute(torch.tensor([2, 3]))), values[[2, 3]])
     assert calls[-1] == [2, 3]  # one new row: the batch is computed
@@ -25,7 +25,11 @@ def test_loss_against_a_precomputed_teacher_gram_equals_the_full_loss():
     torch.manual_seed(0)
     student, teacher = torch.randn(5, 4, 8, requires_grad=True), torch.randn(5, 4, 16)
     mask = torch.rand(5, 4) > 0.3
-    for normalize, center, diagonal, distance in ((True, False, False, "mse"), (True, True, True, "smooth_l1"), (False, False, False, "mse")):
+    for normalize, center, diagonal, distance in (
+        (True, False, False, "mse"),
+        (True, True, True, "smooth_l1"),
+        (False, False, False, "mse"),
+    ):
         full = gram_loss(student, teacher, mask, normalize, diagonal, distance, center)
         cached = gram_loss_to_target(student, gram_matrix(teacher, mask, normalize, center), mask, normalize, diagonal, distance, center)
         assert torch.equal(full, cached)

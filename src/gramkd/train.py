@@ -19,8 +19,8 @@ from gramkd.nets.build import instantiate_net, net_node
 from gramkd.nets.contract import count_parameters
 from gramkd.quiet import hide_lightning_tips
 from gramkd.rank_agreement import SameConfigOnEveryRank
-from gramkd.resume import mark_run, resume_run
 from gramkd.report import print_comparison, print_metrics, write_metrics
+from gramkd.resume import mark_run, resume_run
 from gramkd.run_cache import METRICS_FILE, RESULT_FILE, CachedRun, cached_run
 from gramkd.teacher import provide_teacher, wants_teacher
 
@@ -48,7 +48,9 @@ def finish_wandb() -> None:
         sys.modules["wandb"].finish()
 
 
-def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: str | None = None) -> tuple[dict, L.LightningModule, L.Trainer]:
+def train_and_test(
+    cfg: DictConfig, references: dict | None = None, ckpt_path: str | None = None
+) -> tuple[dict, L.LightningModule, L.Trainer]:
     """Build everything from `cfg`, fit (resuming from `ckpt_path`), test the best checkpoint."""
     datamodule = instantiate(cfg.data)
     datamodule.setup()  # bad data fails here, in one line, before any trainer output
@@ -64,7 +66,9 @@ def train_and_test(cfg: DictConfig, references: dict | None = None, ckpt_path: s
         best = checkpoint.best_model_path if checkpoint is not None else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         metrics.update({k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")})
-    metrics.update(params=count_parameters(module.net), wall_time_s=time.perf_counter() - started, modalities=list(module.net.modality_names))
+    metrics.update(
+        params=count_parameters(module.net), wall_time_s=time.perf_counter() - started, modalities=list(module.net.modality_names)
+    )
     return metrics, module, trainer
 
 
@@ -79,7 +83,9 @@ def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.Light
         raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
     extra = {}
     if wants_teacher(cfg):
-        extra["teacher"], references["teacher"] = provide_teacher(cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label))
+        extra["teacher"], references["teacher"] = provide_teacher(
+            cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label)
+        )
     module = instantiate(cfg.module, net=net, **extra)
     module.run_config = {"net": node, "data": portable_data_config(cfg.data)}
     return module, terms

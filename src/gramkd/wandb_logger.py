@@ -1,8 +1,8 @@
 """A WandbLogger that never blocks: offline (said in one line) when W&B cannot be reached."""
 
 import netrc
-import secrets
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path

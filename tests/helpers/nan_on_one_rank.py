@@ -10,13 +10,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from nan_term import NaNOnOneRank
 
 from gramkd.data import SyntheticDataModule
 from gramkd.distill import KDDistillation
 from gramkd.errors import GramkdError
 from gramkd.modules import DistillModule
 from gramkd.nets import MultimodalNet
-from nan_term import NaNOnOneRank
 
 NAN_AFTER_STEPS = 2
 
@@ -29,8 +29,16 @@ def fit(out_dir: str) -> L.Trainer:
     teacher = MultimodalNet(dm.modalities, dm.num_classes, width=8, depth=1, heads=2)
     module = DistillModule(student, teacher, optimizer=torch.optim.SGD, teacher_cache="off")
     trainer = L.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp", max_epochs=3, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=out_dir,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=out_dir,
         callbacks=[KDDistillation(), NaNOnOneRank(rank=1, steps=NAN_AFTER_STEPS)],
     )
     try:

@@ -17,7 +17,11 @@ class MeanFusionNet(nn.Module):
 
     def forward(self, inputs, present=None):
         rows = torch.stack([torch.tanh(self.encoders[m](inputs[m])) for m in self.modality_names], dim=1)
-        mask = torch.stack([present[m] for m in self.modality_names], dim=1) if present is not None else torch.ones(rows.shape[:2], dtype=torch.bool)
+        mask = (
+            torch.stack([present[m] for m in self.modality_names], dim=1)
+            if present is not None
+            else torch.ones(rows.shape[:2], dtype=torch.bool)
+        )
         rows = rows * mask.unsqueeze(-1)
         fused = rows.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return MultimodalOutput(self.head(fused), rows, mask, fused)

@@ -68,7 +68,9 @@ class DiskArray:
                 break
             done += more
         if done != wanted:
-            raise GramkdError(f"{self.path} ended early (rows from {first_row}): the file changed or was cut short while in use; write it again")
+            raise GramkdError(
+                f"{self.path} ended early (rows from {first_row}): the file changed or was cut short while in use; write it again"
+            )
 
     def _widen(self, x: np.ndarray) -> np.ndarray:
         if not self.bfloat16:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gramkd.data.feature_files import FeatureFolder, ModalityArray, read_small_array
 from gramkd.data.disk_array import row_chunks
+from gramkd.data.feature_files import FeatureFolder, ModalityArray, read_small_array
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 

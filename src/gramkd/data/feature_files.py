@@ -22,9 +22,18 @@ ARRAY_SUFFIXES = (".npy", ".npz", ".safetensors")
 LABELS, SPLIT, PRESENT_SUFFIX = "labels.npy", "split.npy", ".present.npy"
 RESERVED = ("labels", "split")
 SAFETENSORS_DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-    "U64": np.uint64, "U32": np.uint32, "U16": np.uint16, "U8": np.uint8,
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": np.uint16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U64": np.uint64,
+    "U32": np.uint32,
+    "U16": np.uint16,
+    "U8": np.uint8,
 }
 HOW_TO_WRITE = {
     ".npy": "write it again with numpy.save",
@@ -68,7 +77,9 @@ def find_arrays(path: str | Path | None) -> FeatureFolder:
         )
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise GramkdError(f"data.path {folder} {'is not a folder' if folder.exists() else 'does not exist'}: pass the folder that holds the feature files")
+        raise GramkdError(
+            f"data.path {folder} {'is not a folder' if folder.exists() else 'does not exist'}: pass the folder that holds the feature files"
+        )
     if not (folder / LABELS).is_file():
         raise GramkdError(f"{folder} has no {LABELS}: save the class of each row there (numpy.save, integers from 0, one per row)")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -86,7 +97,9 @@ def find_arrays(path: str | Path | None) -> FeatureFolder:
         raise GramkdError(f"{folder} holds no modality arrays: save one array per modality as <modality>.npy, .npz or .safetensors")
     for name, mask_file in present_files.items():
         if name not in modalities:
-            raise GramkdError(f"{mask_file} is a present mask for modality '{name}', which {folder} does not have (it has: {', '.join(sorted(modalities))})")
+            raise GramkdError(
+                f"{mask_file} is a present mask for modality '{name}', which {folder} does not have (it has: {', '.join(sorted(modalities))})"
+            )
     split_file = folder / SPLIT if (folder / SPLIT).is_file() else None
     return FeatureFolder(folder, dict(sorted(modalities.items())), present_files, split_file)
 
@@ -126,7 +139,9 @@ def _checked(found: ModalityArray) -> ModalityArray:
     if not (found.is_float or dtype.kind in "iu"):
         raise GramkdError(f"{found.where} holds {dtype} values; modality arrays must be numbers (float16/32/64, bfloat16 or integers)")
     if len(shape) not in (2, 3):
-        raise GramkdError(f"{found.where} has shape {tuple(shape)}; a modality needs [N, D] (one vector per row) or [N, T, D] (a sequence per row)")
+        raise GramkdError(
+            f"{found.where} has shape {tuple(shape)}; a modality needs [N, D] (one vector per row) or [N, T, D] (a sequence per row)"
+        )
     if 0 in shape:
         raise GramkdError(f"{found.where} has shape {tuple(shape)}, which holds no values; every row needs at least one feature")
     return found
@@ -203,7 +218,9 @@ def _open_safetensors(file: Path) -> dict[str, DiskArray]:
         if key == "__metadata__":
             continue
         if entry["dtype"] not in SAFETENSORS_DTYPES:
-            raise GramkdError(f"{file} (key '{key}') holds {entry['dtype']} values; modality arrays must be numbers (F16/F32/F64, BF16 or integers)")
+            raise GramkdError(
+                f"{file} (key '{key}') holds {entry['dtype']} values; modality arrays must be numbers (F16/F32/F64, BF16 or integers)"
+            )
         begin, _ = entry["data_offsets"]
         dtype = np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]).newbyteorder("<")
         arrays[key] = DiskArray(file, 8 + header_length + begin, dtype, tuple(entry["shape"]), bfloat16=entry["dtype"] == "BF16")
@@ -225,4 +242,3 @@ def read_small_array(file: Path, what: str) -> np.ndarray:
     if array.ndim != 1:
         raise GramkdError(f"{file} has shape {array.shape}; save {what} as one value per row, shape [N]")
     return array
-

@@ -38,7 +38,11 @@ class GramDistillation(DistillationTerm):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for option, value, choices in (("normalize", normalize, NORMALIZATIONS), ("distance", distance, GRAM_DISTANCES), ("source", source, SOURCES)):
+        for option, value, choices in (
+            ("normalize", normalize, NORMALIZATIONS),
+            ("distance", distance, GRAM_DISTANCES),
+            ("source", source, SOURCES),
+        ):
             if value not in choices:
                 raise ValueError(f"gram.{option}={value!r} is not one of {', '.join(choices)}")
         self.normalize, self.exclude_diagonal, self.distance, self.source = normalize, exclude_diagonal, distance, source

@@ -23,9 +23,9 @@ class ModalitySpecificDistillation(DistillationTerm):
         student, teacher = step.single_modality("student"), step.single_modality("teacher")
         names = list(step.batch["present"])
         weights = self._weights(names, student.logits)
-        per_modality = torch.stack([
-            kd_loss(student.logits[:, m], teacher.logits[:, m], self.temperature, mask=step.mask[:, m]) for m in range(len(names))
-        ])
+        per_modality = torch.stack(
+            [kd_loss(student.logits[:, m], teacher.logits[:, m], self.temperature, mask=step.mask[:, m]) for m in range(len(names))]
+        )
         return (weights * per_modality).sum() / weights.sum()
 
     def _weights(self, names: list[str], like: torch.Tensor) -> torch.Tensor:

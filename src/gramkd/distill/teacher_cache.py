@@ -84,14 +84,20 @@ class TeacherOutputCache:
             expected = {name: ((self.num_rows, *shape), _storage_dtype(dtype)) for name, (dtype, shape) in layout.items()}
         except (OSError, ValueError, TypeError, AttributeError):  # missing, cut short or unreadable: recompute
             return
-        if filled.shape == (self.num_rows,) and filled.dtype == np.bool_ and all((stores[n].shape, stores[n].dtype) == expected[n] for n in layout):
+        if (
+            filled.shape == (self.num_rows,)
+            and filled.dtype == np.bool_
+            and all((stores[n].shape, stores[n].dtype) == expected[n] for n in layout)
+        ):
             self.storage[kind], self.filled[kind], self.layouts[kind] = stores, filled, layout
 
     def _allocate(self, kind: str, layout: Layout) -> None:
         """Empty storage for `layout`; every row of `kind` cached so far is dropped."""
         self.layouts[kind] = layout
         if self.folder is None:
-            self.storage[kind] = {name: torch.zeros((self.num_rows, *shape), dtype=_dtype(dtype)) for name, (dtype, shape) in layout.items()}
+            self.storage[kind] = {
+                name: torch.zeros((self.num_rows, *shape), dtype=_dtype(dtype)) for name, (dtype, shape) in layout.items()
+            }
             self.filled[kind] = torch.zeros(self.num_rows, dtype=torch.bool)
             return
         folder = self.folder / kind

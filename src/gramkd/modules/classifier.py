@@ -57,7 +57,9 @@ class ClassifierModule(L.LightningModule):
         self.log_train_step(values, out.logits, batch["target"], stacked)
         return loss
 
-    def log_train_step(self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor, stacked: torch.Tensor | None = None) -> None:
+    def log_train_step(
+        self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor, stacked: torch.Tensor | None = None
+    ) -> None:
         """Per-step values reach the loggers at Lightning's `log_every_n_steps` cadence (as
         `<name>_step`); their epoch means and the train metrics are logged once, at epoch end.
         `stacked`: the values as `stack_values(values)`, when the step has made it already."""
@@ -155,7 +157,10 @@ class ClassifierModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": self.scheduler_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer), "interval": self.scheduler_interval},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gramkd"] = dict(self.run_config)

@@ -88,7 +88,9 @@ class DistillModule(ClassifierModule):
             return
         data = self.trainer.datamodule
         if getattr(data, "random_augmentation", False):
-            raise GramkdError("the data module declares random augmentation, so the teacher's outputs change every epoch: set module.teacher_cache=off")
+            raise GramkdError(
+                "the data module declares random augmentation, so the teacher's outputs change every epoch: set module.teacher_cache=off"
+            )
         folder = self.teacher_cache_dir if self.teacher_cache_mode == "disk" else None
         self.teacher_cache = TeacherOutputCache(data.num_rows, net_key(self.teacher, self.run_config.get("data", {})), folder)
 
@@ -171,4 +173,3 @@ class DistillModule(ClassifierModule):
         step = self._evaluate("test", batch)
         self._test_extras(batch, step.student.logits)
         return step
-

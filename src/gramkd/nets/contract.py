@@ -81,7 +81,9 @@ def check_network(net: object, role: str) -> None:
         raise GramkdError(f"the {role} must be a torch nn.Module, got {type(net).__name__}")
     missing = [attr for attr in ("modality_names", "num_classes") if not hasattr(net, attr)]
     if missing:
-        raise GramkdError(f"the {role} ({type(net).__name__}) lacks {', '.join(missing)}: see gramkd.nets.contract for what a net must offer")
+        raise GramkdError(
+            f"the {role} ({type(net).__name__}) lacks {', '.join(missing)}: see gramkd.nets.contract for what a net must offer"
+        )
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -95,7 +97,9 @@ def present_mask(names: list[str], present: dict[str, torch.Tensor] | None, batc
     return torch.stack([present[m] for m in names], dim=1)
 
 
-def batch_presence(net_name: str, names: list[str], inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None) -> torch.Tensor:
+def batch_presence(
+    net_name: str, names: list[str], inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None
+) -> torch.Tensor:
     """The [B, M] presence mask of a batch, after checking that it has every modality the net needs."""
     missing = [m for m in names if m not in inputs]
     if missing:

@@ -7,7 +7,15 @@ from gramkd.nets.token_encoder import TokenEncoder
 
 
 def modality_encoder(
-    spec: ModalitySpec, width: int, hidden: int | None, dropout: float, *, name: str = "", patch_size: int = 4, depth: int = 1, heads: int = 4
+    spec: ModalitySpec,
+    width: int,
+    hidden: int | None,
+    dropout: float,
+    *,
+    name: str = "",
+    patch_size: int = 4,
+    depth: int = 1,
+    heads: int = 4,
 ) -> nn.Module:
     """Turns one modality's rows ([B, *spec.shape]) into one token of `width` ([B, width]).
 

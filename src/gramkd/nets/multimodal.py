@@ -41,9 +41,17 @@ class MultimodalNet(nn.Module):
             raise GramkdError("a MultimodalNet needs at least one modality")
         specs = modality_specs(modalities)
         self.config = dict(
-            modalities={k: v.as_config() for k, v in specs.items()}, num_classes=num_classes, width=width, fusion=fusion,
-            encoder_hidden=encoder_hidden, depth=depth, heads=heads, head_hidden=head_hidden, dropout=dropout,
-            patch_size=patch_size, encoder_depth=encoder_depth,
+            modalities={k: v.as_config() for k, v in specs.items()},
+            num_classes=num_classes,
+            width=width,
+            fusion=fusion,
+            encoder_hidden=encoder_hidden,
+            depth=depth,
+            heads=heads,
+            head_hidden=head_hidden,
+            dropout=dropout,
+            patch_size=patch_size,
+            encoder_depth=encoder_depth,
         )
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         sizes = dict(patch_size=patch_size, depth=encoder_depth, heads=heads)

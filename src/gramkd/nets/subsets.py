@@ -16,7 +16,9 @@ def dropped_modality_outputs(net: nn.Module, inputs: dict[str, torch.Tensor], pr
     return modality_subset_outputs(net, inputs, present, ~torch.eye(num, dtype=torch.bool))
 
 
-def modality_subset_outputs(net: nn.Module, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor], keep: torch.Tensor) -> MultimodalOutput:
+def modality_subset_outputs(
+    net: nn.Module, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor], keep: torch.Tensor
+) -> MultimodalOutput:
     """Run `net` on M variants of the batch in ONE forward over M·B rows; variant v keeps the
     modalities where `keep[v]` (a [M, M] bool) is True, among those the sample has.
 

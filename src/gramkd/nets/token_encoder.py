@@ -19,7 +19,9 @@ class TokenEncoder(nn.Module):
         if spec.vocab_size is None or spec.vocab_size < 1:
             raise GramkdError(f"tokens modality '{name}' has no vocab_size: declare it in the modality's spec (ids run below it)")
         if len(spec.shape) != 2 or spec.shape[0] != 2:
-            raise GramkdError(f"tokens modality '{name}' has row shape {list(spec.shape)}; a tokens row must be [2, T] (ids, attention mask)")
+            raise GramkdError(
+                f"tokens modality '{name}' has row shape {list(spec.shape)}; a tokens row must be [2, T] (ids, attention mask)"
+            )
         self.name, self.vocab_size, self.max_length = name, spec.vocab_size, spec.shape[1]
         self.embedding = nn.Embedding(spec.vocab_size, width)
         self.position = nn.Parameter(torch.randn(1, self.max_length, width) * 0.02)
@@ -44,4 +46,6 @@ class TokenEncoder(nn.Module):
             )
         ids = tokens[:, 0][tokens[:, 1] > 0]
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise GramkdError(f"tokens modality '{self.name}' holds ids outside [0, {self.vocab_size}): fix the tokenizer or the modality's vocab_size")
+            raise GramkdError(
+                f"tokens modality '{self.name}' holds ids outside [0, {self.vocab_size}): fix the tokenizer or the modality's vocab_size"
+            )

@@ -71,7 +71,9 @@ def collect(directories: list[Path], baseline: str = BASELINE) -> Report:
 
 def missing_jobs(jobs: list[Job]) -> list[str]:
     """A line for every job without metrics.json, and for every seed a method lacks that others ran."""
-    lines = [f"{job.method} seed {job.seed}: no metrics.json in {job.path} (failed or still running)" for job in jobs if job.metrics is None]
+    lines = [
+        f"{job.method} seed {job.seed}: no metrics.json in {job.path} (failed or still running)" for job in jobs if job.metrics is None
+    ]
     seeds_by_method: dict[str, set] = {}
     for job in jobs:
         seeds_by_method.setdefault(job.method, set()).add(job.seed)
@@ -91,7 +93,9 @@ def aggregate(jobs: list[Job], baseline: str = BASELINE) -> Report:
     drop_figures = drop_figures_of(jobs)
     keys = {k for job in jobs for k in job.metrics}
     figures = [f for f in MAIN_FIGURES if f in keys] + drop_figures + (["wall_time_s"] if "wall_time_s" in keys else [])
-    rows = [Row(m, len(group), {f: [job.metrics[f] for job in group if f in job.metrics] for f in figures}) for m, group in by_method.items()]
+    rows = [
+        Row(m, len(group), {f: [job.metrics[f] for job in group if f in job.metrics] for f in figures}) for m, group in by_method.items()
+    ]
     teacher = teacher_row(jobs, figures)
     scratch = next((row for row in rows if row.method == SCRATCH), None)
     scratch_value = scratch.mean(COMPARED_FIGURE) if scratch else None

@@ -79,7 +79,9 @@ def split_file(layout: Layout, folder: Path, split: str) -> Path:
         if (folder / name).is_file():
             return folder / name
     names = " or ".join(candidates)
-    raise GramkdError(f"{folder} has no {names} (the {split} split of the {layout.name} layout); add it or point data.path at the right folder")
+    raise GramkdError(
+        f"{folder} has no {names} (the {split} split of the {layout.name} layout); add it or point data.path at the right folder"
+    )
 
 
 def check_labelled(layout: Layout, source: SplitSource, lines: list[Line]) -> None:
@@ -88,7 +90,9 @@ def check_labelled(layout: Layout, source: SplitSource, lines: list[Line]) -> No
         raise GramkdError(f"{name} holds no examples; the {source.split} split needs at least one")
     if not any(layout.label_field in line.record for line in lines):
         hint = f" ({layout.no_labels_hint})" if layout.no_labels_hint else ""
-        raise GramkdError(f"{name} has no labels (no line has '{layout.label_field}'); the {source.split} split needs labelled examples{hint}")
+        raise GramkdError(
+            f"{name} has no labels (no line has '{layout.label_field}'); the {source.split} split needs labelled examples{hint}"
+        )
 
 
 def stat_images(examples: list[Example], default_root: bool) -> dict[Path, tuple[int, int]]:

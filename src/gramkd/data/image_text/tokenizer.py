@@ -61,8 +61,13 @@ class PretrainedTokenizer:
 
     def _encode(self, texts: list[str]) -> EncodedTexts:
         out = self.tokenizer(
-            texts, padding="max_length", truncation=True, max_length=self.max_length,
-            return_attention_mask=True, return_special_tokens_mask=True, return_tensors="np",
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=True,
+            return_special_tokens_mask=True,
+            return_tensors="np",
         )
         mask = out["attention_mask"].astype(bool)
         return EncodedTexts(out["input_ids"].astype(np.int32), mask, (mask & ~out["special_tokens_mask"].astype(bool)).sum(1))
@@ -115,7 +120,9 @@ def fit_word_tokenizer(texts: list[str]):
     tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.Lowercase()
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=2**31 - 1, min_frequency=1, special_tokens=list(SPECIAL_TOKENS)))
+    tokenizer.train_from_iterator(
+        texts, trainers.WordLevelTrainer(vocab_size=2**31 - 1, min_frequency=1, special_tokens=list(SPECIAL_TOKENS))
+    )
     tokenizer.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     return tokenizer
 
@@ -128,4 +135,6 @@ def _pretrained(source: str):
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:
-        raise GramkdError(f"cannot load the tokenizer at data.tokenizer={source} ({str(err).splitlines()[0]}); give a folder saved with save_pretrained") from None
+        raise GramkdError(
+            f"cannot load the tokenizer at data.tokenizer={source} ({str(err).splitlines()[0]}); give a folder saved with save_pretrained"
+        ) from None

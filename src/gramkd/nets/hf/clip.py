@@ -58,9 +58,18 @@ class ClipDualEncoderNet(nn.Module):
         super().__init__()
         specs = modality_specs(modalities)
         self.config = {
-            "modalities": {k: v.as_config() for k, v in specs.items()}, "num_classes": num_classes, "hidden_size": hidden_size,
-            "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads, "intermediate_size": intermediate_size,
-            "patch_size": patch_size, "projection_dim": projection_dim, "head_hidden": head_hidden, "dropout": dropout, "layers": layers, "pretrained": pretrained,
+            "modalities": {k: v.as_config() for k, v in specs.items()},
+            "num_classes": num_classes,
+            "hidden_size": hidden_size,
+            "num_hidden_layers": num_hidden_layers,
+            "num_attention_heads": num_attention_heads,
+            "intermediate_size": intermediate_size,
+            "patch_size": patch_size,
+            "projection_dim": projection_dim,
+            "head_hidden": head_hidden,
+            "dropout": dropout,
+            "layers": layers,
+            "pretrained": pretrained,
         }
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ClipDualEncoderNet", max_images=None)
@@ -69,8 +78,13 @@ class ClipDualEncoderNet(nn.Module):
             self.text_tower, self.vision_tower = clip_towers_from_pretrained(str(pretrained), specs, self.text_name, self.image_names[0])
         else:
             sizes = {
-                "hidden_size": hidden_size, "intermediate_size": intermediate_size or 4 * hidden_size, "num_hidden_layers": num_hidden_layers,
-                "num_attention_heads": num_attention_heads, "projection_dim": projection_dim or hidden_size, "attention_dropout": dropout, "patch_size": patch_size,
+                "hidden_size": hidden_size,
+                "intermediate_size": intermediate_size or 4 * hidden_size,
+                "num_hidden_layers": num_hidden_layers,
+                "num_attention_heads": num_attention_heads,
+                "projection_dim": projection_dim or hidden_size,
+                "attention_dropout": dropout,
+                "patch_size": patch_size,
             }
             self.text_tower, self.vision_tower = clip_towers_from_sizes(specs, self.text_name, self.image_names[0], sizes)
         self.layers = self._check_layers(layers)
@@ -83,7 +97,9 @@ class ClipDualEncoderNet(nn.Module):
         text, vision = self.text_tower.config, self.vision_tower.config
         layers = check_layers(layers, min(text.num_hidden_layers, vision.num_hidden_layers), "ClipDualEncoderNet")
         if layers and text.hidden_size != vision.hidden_size:
-            raise GramkdError(f"ClipDualEncoderNet: layers needs towers of one width, but the text tower is {text.hidden_size} wide and the vision tower {vision.hidden_size}: drop layers")
+            raise GramkdError(
+                f"ClipDualEncoderNet: layers needs towers of one width, but the text tower is {text.hidden_size} wide and the vision tower {vision.hidden_size}: drop layers"
+            )
         return layers
 
     @property
@@ -96,7 +112,10 @@ class ClipDualEncoderNet(nn.Module):
         presence = dict(zip(self.modality_names, mask.unbind(1)))
         text_rows, text_layers = self._text(tokens, presence[self.text_name])
         image_rows, image_layers = self._images(inputs, presence)
-        by_name = {self.text_name: (text_rows, text_layers), **{m: (image_rows[i], image_layers[i]) for i, m in enumerate(self.image_names)}}
+        by_name = {
+            self.text_name: (text_rows, text_layers),
+            **{m: (image_rows[i], image_layers[i]) for i, m in enumerate(self.image_names)},
+        }
         rows = torch.stack([by_name[m][0] for m in self.modality_names], 1).where(mask.unsqueeze(-1), 0)
         fused = self.fusion(rows.flatten(1))
         layer_features = None

@@ -34,10 +34,23 @@ def _check_image_spec(name: str, spec: ModalitySpec, first: ModalitySpec) -> Non
     if len(spec.shape) != 3 or spec.shape[1] != spec.shape[2]:
         raise GramkdError(f"image modality '{name}' has row shape {list(spec.shape)}; these adapters need square images [C, H, H]")
     if spec.shape != first.shape:
-        raise GramkdError(f"image modality '{name}' is {list(spec.shape)} but the first image modality is {list(first.shape)}; the images share one encoder, so resize them alike")
+        raise GramkdError(
+            f"image modality '{name}' is {list(spec.shape)} but the first image modality is {list(first.shape)}; the images share one encoder, so resize them alike"
+        )
 
 
-def check_fits_pretrained(net: str, pretrained: str, specs: Mapping[str, ModalitySpec], text: str, image: str, *, vocab_size: int, max_positions: int, image_size, num_channels: int) -> None:
+def check_fits_pretrained(
+    net: str,
+    pretrained: str,
+    specs: Mapping[str, ModalitySpec],
+    text: str,
+    image: str,
+    *,
+    vocab_size: int,
+    max_positions: int,
+    image_size,
+    num_channels: int,
+) -> None:
     """A pretrained model declares what it reads; data it cannot read stops here, in one line."""
     channels, size, _ = specs[image].shape
     model_size = image_size if isinstance(image_size, int) else next(iter(image_size))
@@ -52,7 +65,9 @@ def check_fits_pretrained(net: str, pretrained: str, specs: Mapping[str, Modalit
             "tokenize the text with the model's own tokenizer"
         )
     if specs[text].shape[1] > max_positions:
-        raise GramkdError(f"{net}: tokens modality '{text}' has {specs[text].shape[1]} positions but pretrained={pretrained} takes at most {max_positions}: truncate the text")
+        raise GramkdError(
+            f"{net}: tokens modality '{text}' has {specs[text].shape[1]} positions but pretrained={pretrained} takes at most {max_positions}: truncate the text"
+        )
 
 
 def text_inputs(tokens: torch.Tensor, present: torch.Tensor, name: str, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,7 +91,9 @@ def text_inputs(tokens: torch.Tensor, present: torch.Tensor, name: str, vocab_si
 def image_inputs(images: torch.Tensor, present: torch.Tensor, name: str, shape: tuple[int, ...]) -> torch.Tensor:
     """The [B, C, H, W] pixels with absent images zeroed."""
     if images.dim() != 4 or tuple(images.shape[1:]) != tuple(shape):
-        raise GramkdError(f"image modality '{name}' got a batch of shape {list(images.shape)}; the net was built for [B, {', '.join(map(str, shape))}]")
+        raise GramkdError(
+            f"image modality '{name}' got a batch of shape {list(images.shape)}; the net was built for [B, {', '.join(map(str, shape))}]"
+        )
     return images.where(present[:, None, None, None], 0)
 
 
@@ -93,5 +110,7 @@ def check_layers(layers, num_layers: int, net: str) -> list[int] | None:
     layers = [int(layer) for layer in ([layers] if isinstance(layers, int) else layers)]
     bad = [layer for layer in layers if not -(num_layers + 1) <= layer <= num_layers]
     if bad or not layers:
-        raise GramkdError(f"{net}: layers={layers} must be a non-empty list of indices in [{-(num_layers + 1)}, {num_layers}] (0 = embeddings, {num_layers} = last layer)")
+        raise GramkdError(
+            f"{net}: layers={layers} must be a non-empty list of indices in [{-(num_layers + 1)}, {num_layers}] (0 = embeddings, {num_layers} = last layer)"
+        )
     return layers

@@ -55,10 +55,20 @@ class ViltNet(nn.Module):
         super().__init__()
         specs = modality_specs(modalities)
         self.config = {
-            "modalities": {k: v.as_config() for k, v in specs.items()}, "num_classes": num_classes, "hidden_size": hidden_size,
-            "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads, "intermediate_size": intermediate_size,
-            "patch_size": patch_size, "dropout": dropout, "initializer_range": initializer_range,
-            "max_position_embeddings": max_position_embeddings, "max_image_length": max_image_length, "layer": layer, "layers": layers, "pretrained": pretrained,
+            "modalities": {k: v.as_config() for k, v in specs.items()},
+            "num_classes": num_classes,
+            "hidden_size": hidden_size,
+            "num_hidden_layers": num_hidden_layers,
+            "num_attention_heads": num_attention_heads,
+            "intermediate_size": intermediate_size,
+            "patch_size": patch_size,
+            "dropout": dropout,
+            "initializer_range": initializer_range,
+            "max_position_embeddings": max_position_embeddings,
+            "max_image_length": max_image_length,
+            "layer": layer,
+            "layers": layers,
+            "pretrained": pretrained,
         }
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
@@ -67,9 +77,14 @@ class ViltNet(nn.Module):
             self.vilt, self.classifier = vilt_from_pretrained(str(pretrained), specs, self.text_name, self.image_names, self.num_classes)
         else:
             sizes = {
-                "hidden_size": hidden_size, "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
-                "intermediate_size": intermediate_size or 4 * hidden_size, "patch_size": patch_size, "dropout": dropout,
-                "initializer_range": initializer_range, "max_position_embeddings": max_position_embeddings,
+                "hidden_size": hidden_size,
+                "num_hidden_layers": num_hidden_layers,
+                "num_attention_heads": num_attention_heads,
+                "intermediate_size": intermediate_size or 4 * hidden_size,
+                "patch_size": patch_size,
+                "dropout": dropout,
+                "initializer_range": initializer_range,
+                "max_position_embeddings": max_position_embeddings,
             }
             self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes)
         depth = self.vilt.config.num_hidden_layers
@@ -89,8 +104,12 @@ class ViltNet(nn.Module):
         image_embeds, image_mask = self._image_embeddings(inputs, presence)
         passes = len(self.image_names)
         out = self.vilt(
-            input_ids=ids.repeat(passes, 1), attention_mask=text_mask.repeat(passes, 1), image_embeds=image_embeds,
-            pixel_mask=image_mask, image_token_type_idx=1, output_hidden_states=True,
+            input_ids=ids.repeat(passes, 1),
+            attention_mask=text_mask.repeat(passes, 1),
+            image_embeds=image_embeds,
+            pixel_mask=image_mask,
+            image_token_type_idx=1,
+            output_hidden_states=True,
         )
         fused = out.pooler_output.unflatten(0, (passes, -1)).transpose(0, 1).flatten(1)
 
@@ -99,8 +118,12 @@ class ViltNet(nn.Module):
 
         layer_features = torch.stack([rows(out.hidden_states[i]) for i in self.layers], 1) if self.layers else None
         return MultimodalOutput(
-            self.classifier(fused), rows(out.hidden_states[self.layer]), mask, fused,
-            layer_features=layer_features, prefusion_features=rows(out.hidden_states[0]),
+            self.classifier(fused),
+            rows(out.hidden_states[self.layer]),
+            mask,
+            fused,
+            layer_features=layer_features,
+            prefusion_features=rows(out.hidden_states[0]),
         )
 
     def _image_embeddings(self, inputs: dict[str, torch.Tensor], presence: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

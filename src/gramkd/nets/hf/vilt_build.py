@@ -14,33 +14,55 @@ from gramkd.nets.hf.modalities import check_fits_pretrained
 HEAD_CLASSES = ("ViltForImagesAndTextClassification", "ViltForQuestionAnswering")
 
 
-def vilt_from_sizes(specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, sizes: dict) -> tuple[nn.Module, nn.Module]:
+def vilt_from_sizes(
+    specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, sizes: dict
+) -> tuple[nn.Module, nn.Module]:
     """A randomly initialised ViltModel and head (HF's ViltForImagesAndTextClassification's)."""
     transformers = require_transformers()
     channels, size, _ = specs[images[0]].shape
     length = specs[text].shape[1]
     max_positions = sizes.pop("max_position_embeddings") or length
     if max_positions < length:
-        raise GramkdError(f"ViltNet: max_position_embeddings={max_positions} is below the {length} positions of tokens modality '{text}': raise it or leave it null")
+        raise GramkdError(
+            f"ViltNet: max_position_embeddings={max_positions} is below the {length} positions of tokens modality '{text}': raise it or leave it null"
+        )
     if size % sizes["patch_size"]:
-        raise GramkdError(f"ViltNet: patch_size={sizes['patch_size']} does not divide the {size}x{size} images of '{images[0]}': choose a divisor")
+        raise GramkdError(
+            f"ViltNet: patch_size={sizes['patch_size']} does not divide the {size}x{size} images of '{images[0]}': choose a divisor"
+        )
     dropout = sizes.pop("dropout")
     config = transformers.ViltConfig(
-        vocab_size=specs[text].vocab_size, max_position_embeddings=max_positions, image_size=size, num_channels=channels,
-        num_images=len(images), modality_type_vocab_size=len(images) + 1, num_labels=num_classes,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **sizes,
+        vocab_size=specs[text].vocab_size,
+        max_position_embeddings=max_positions,
+        image_size=size,
+        num_channels=channels,
+        num_images=len(images),
+        modality_type_vocab_size=len(images) + 1,
+        num_labels=num_classes,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        **sizes,
     )
     model = transformers.ViltForImagesAndTextClassification(config)
     return model.vilt, model.classifier
 
 
-def vilt_from_pretrained(pretrained: str, specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int) -> tuple[nn.Module, nn.Module]:
+def vilt_from_pretrained(
+    pretrained: str, specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int
+) -> tuple[nn.Module, nn.Module]:
     """The saved ViltModel; its fine-tuned head when it fits the data's classes and images, else a new one."""
     transformers = require_transformers()
     config = load_config(transformers.ViltConfig, pretrained, "vilt", "ViltNet")
     check_fits_pretrained(
-        "ViltNet", pretrained, specs, text, images[0], vocab_size=config.vocab_size, max_positions=config.max_position_embeddings,
-        image_size=config.image_size, num_channels=config.num_channels,
+        "ViltNet",
+        pretrained,
+        specs,
+        text,
+        images[0],
+        vocab_size=config.vocab_size,
+        max_positions=config.max_position_embeddings,
+        image_size=config.image_size,
+        num_channels=config.num_channels,
     )
     head_class = _reusable_head_class(config, len(images), num_classes)
     if head_class:
