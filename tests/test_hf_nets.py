@@ -117,6 +117,48 @@ def test_vilt_rows_equal_the_mean_of_hf_hidden_states_over_each_modality(num_ima
     assert out.modality_mask.tolist() == torch.stack([present[m] for m in net.modality_names], 1).tolist()
 
 
+def reference_joint_vilt(net: ViltNet, inputs: dict):
+    """Rows and logits one sample at a time with both images in ONE sequence: HF's own
+    `visual_embed` for each image's embeddings, image i's modality type i+1, all present."""
+    embeddings, types = net.vilt.embeddings, net.vilt.embeddings.token_type_embeddings.weight
+    rows, logits = [], []
+    for b in range(len(inputs["text"])):
+        ids, attention = inputs["text"][b, :1], inputs["text"][b, 1:]
+        segments = []
+        for i, name in enumerate(net.image_names):
+            pixel_mask = torch.ones(1, SIZE, SIZE, dtype=torch.long)
+            embeds, _, _ = embeddings.visual_embed(inputs[name][b : b + 1], pixel_mask, max_image_length=-1)
+            segments.append(embeds + types[i + 1] - types[1])  # the encoder adds type 1 to every image position
+        joint = torch.cat(segments, 1)
+        out = net.vilt(
+            input_ids=ids,
+            attention_mask=attention,
+            image_embeds=joint,
+            pixel_mask=torch.ones(joint.shape[:2], dtype=torch.long),
+            image_token_type_idx=1,
+            output_hidden_states=True,
+        )
+        state, length = out.hidden_states[-1][0], segments[0].shape[1]
+        by_name = {"text": state[:T][attention[0].bool()].mean(0)}
+        by_name.update({name: state[T + i * length : T + (i + 1) * length].mean(0) for i, name in enumerate(net.image_names)})
+        rows.append(torch.stack([by_name[m] for m in net.modality_names]))
+        logits.append(net.classifier(out.pooler_output)[0])
+    return torch.stack(rows), torch.stack(logits)
+
+
+def test_joint_vilt_rows_equal_the_means_over_each_images_segment_of_one_sequence():
+    net = vilt_net(2, image_pairing="joint")
+    inputs = make_batch(2)
+    with torch.no_grad():
+        out = net(inputs, None)
+        rows, logits = reference_joint_vilt(net, inputs)
+    torch.testing.assert_close(out.modality_features, rows, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=1e-5)
+    assert out.fused.shape == (6, HIDDEN)  # one pooled output: the head sees both images at once
+    with pytest.raises(GramkdError, match=r"^ViltNet: image_pairing='pairs' is not one of separate, joint$"):
+        vilt_net(2, image_pairing="pairs")
+
+
 def test_vilt_layer_picks_the_hidden_state_of_the_rows():
     net = vilt_net(2, layer=1)
     inputs = make_batch(2)
@@ -197,6 +239,14 @@ def test_pretrained_vilt_with_other_classes_keeps_the_encoder_and_gets_a_new_hea
     assert all(torch.equal(value, saved[key]) for key, value in net.vilt.state_dict().items())
 
 
+def test_pretrained_vilt_with_joint_images_keeps_the_encoder_and_gets_a_head_on_one_pooled_output(saved_nlvr2):
+    model, folder = saved_nlvr2
+    net = ViltNet(modalities(2), num_classes=2, pretrained=str(folder), image_pairing="joint")
+    assert net.classifier[0].in_features == model.config.hidden_size  # the saved head reads two pooled outputs
+    saved = model.vilt.state_dict()
+    assert all(torch.equal(value, saved[key]) for key, value in net.vilt.state_dict().items())
+
+
 def test_pretrained_base_vilt_gets_a_second_image_type_copied_from_the_first(tmp_path):
     torch.manual_seed(2)
     transformers.ViltModel(tiny_vilt_config()).save_pretrained(tmp_path)
@@ -270,7 +320,15 @@ def scrambled_absent(inputs: dict, present: dict) -> dict:
     return changed
 
 
-@pytest.mark.parametrize("make_net", [lambda: vilt_net(1, layers=[0, 2]), lambda: vilt_net(2, layers=[1]), lambda: clip_net(2, layers=[1])])
+@pytest.mark.parametrize(
+    "make_net",
+    [
+        lambda: vilt_net(1, layers=[0, 2]),
+        lambda: vilt_net(2, layers=[1]),
+        lambda: vilt_net(2, layers=[1], image_pairing="joint"),
+        lambda: clip_net(2, layers=[1]),
+    ],
+)
 def test_absent_modalities_have_no_influence(make_net):
     net = make_net()
     inputs = make_batch(len(net.image_names))
@@ -308,7 +366,9 @@ def test_vilt_eval_reads_every_patch_while_training_samples_some():
 # (e) single_modality_outputs: row m is the net run with only modality m present
 
 
-@pytest.mark.parametrize("make_net", [lambda: vilt_net(2), lambda: vilt_net(1), lambda: clip_net(2)])
+@pytest.mark.parametrize(
+    "make_net", [lambda: vilt_net(2), lambda: vilt_net(1), lambda: vilt_net(2, image_pairing="joint"), lambda: clip_net(2)]
+)
 def test_single_modality_outputs_match_one_modality_at_a_time(make_net):
     net = make_net()
     inputs = make_batch(len(net.image_names))
@@ -414,7 +474,14 @@ def test_the_package_imports_without_transformers_and_says_how_to_install_it(mon
 # (g) training reaches every parameter
 
 
-@pytest.mark.parametrize("make_net", [lambda: vilt_net(2, dropout=0.1, max_image_length=3), lambda: clip_net(2, dropout=0.1)])
+@pytest.mark.parametrize(
+    "make_net",
+    [
+        lambda: vilt_net(2, dropout=0.1, max_image_length=3),
+        lambda: vilt_net(2, dropout=0.1, image_pairing="joint"),
+        lambda: clip_net(2, dropout=0.1),
+    ],
+)
 def test_backward_reaches_every_parameter(make_net):
     net = make_net().train()
     inputs = make_batch(len(net.image_names))

@@ -1,6 +1,7 @@
 import torch
 from torch import nn
 
+from gramkd.errors import GramkdError
 from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
 from gramkd.nets.hf.modalities import (
     check_layers,
@@ -11,6 +12,8 @@ from gramkd.nets.hf.modalities import (
 )
 from gramkd.nets.hf.vilt_build import vilt_from_pretrained, vilt_from_sizes
 from gramkd.nets.output import MultimodalOutput
+
+PAIRINGS = ("separate", "joint")
 
 
 class ViltNet(nn.Module):
@@ -33,6 +36,10 @@ class ViltNet(nn.Module):
     (a saved ViltModel or fine-tuned ViLT; its head is kept when its label count equals
     `num_classes`). `max_image_length` > 0 keeps that many random patches per image in training,
     as ViLT does; evaluation always reads every patch, so it is deterministic.
+
+    `image_pairing=joint` puts both images in one sequence (text, left, right; image i with type
+    i+1) so that attention compares them directly, with a head on the one pooled output; the
+    default `separate` is HF's NLVR2 model.
     """
 
     def __init__(
@@ -50,11 +57,16 @@ class ViltNet(nn.Module):
         max_image_length: int = -1,
         layer: int = -1,
         layers: list[int] | None = None,
+        image_pairing: str = "separate",
         pretrained: str | None = None,
     ):
         super().__init__()
         specs = modality_specs(modalities)
+        if image_pairing not in PAIRINGS:
+            raise GramkdError(f"ViltNet: image_pairing={image_pairing!r} is not one of {', '.join(PAIRINGS)}")
+        self.joint = image_pairing == "joint"
         self.config = {
+            "image_pairing": image_pairing,
             "modalities": {k: v.as_config() for k, v in specs.items()},
             "num_classes": num_classes,
             "hidden_size": hidden_size,
@@ -74,7 +86,9 @@ class ViltNet(nn.Module):
         self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
         self.image_shape = specs[self.image_names[0]].shape
         if pretrained:
-            self.vilt, self.classifier = vilt_from_pretrained(str(pretrained), specs, self.text_name, self.image_names, self.num_classes)
+            self.vilt, self.classifier = vilt_from_pretrained(
+                str(pretrained), specs, self.text_name, self.image_names, self.num_classes, self.joint
+            )
         else:
             sizes = {
                 "hidden_size": hidden_size,
@@ -86,7 +100,7 @@ class ViltNet(nn.Module):
                 "initializer_range": initializer_range,
                 "max_position_embeddings": max_position_embeddings,
             }
-            self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes)
+            self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes, self.joint)
         depth = self.vilt.config.num_hidden_layers
         self.layer = check_layers([layer], depth, "ViltNet")[0]
         self.layers = check_layers(layers, depth, "ViltNet")
@@ -103,6 +117,9 @@ class ViltNet(nn.Module):
         ids, text_mask = text_inputs(tokens, presence[self.text_name], self.text_name, self.vilt.config.vocab_size)
         image_embeds, image_mask = self._image_embeddings(inputs, presence)
         passes = len(self.image_names)
+        if self.joint:  # [n·B, 1+P, ·] -> [B, n·(1+P), ·]: every image in one sequence
+            image_embeds, image_mask = (x.unflatten(0, (passes, -1)).transpose(0, 1).flatten(1, 2) for x in (image_embeds, image_mask))
+            passes = 1
         out = self.vilt(
             input_ids=ids.repeat(passes, 1),
             attention_mask=text_mask.repeat(passes, 1),
@@ -148,10 +165,19 @@ class ViltNet(nn.Module):
         return embeds, present.unsqueeze(1).expand(-1, embeds.shape[1])
 
     def _modality_rows(self, hidden: torch.Tensor, text_mask: torch.Tensor, image_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[n·B, S, H] hidden states of the n passes -> [B, M, H] rows, zero where absent."""
-        passes, length = len(self.image_names), text_mask.shape[1]
+        """[n·B, S, H] hidden states of the n passes (or [B, S, H] of the joint pass) -> [B, M, H]
+        rows, zero where absent."""
+        count, length = len(self.image_names), text_mask.shape[1]
+        passes = 1 if self.joint else count
         text = masked_mean(hidden[:, :length], text_mask).unflatten(0, (passes, -1)).mean(0)
-        images = masked_mean(hidden[:, length:], image_mask).unflatten(0, (passes, -1))
+        if self.joint:  # the image segments of the one sequence, image after image
+            images = masked_mean(
+                hidden[:, length:].unflatten(1, (count, -1)).transpose(0, 1).flatten(0, 1),
+                image_mask.unflatten(1, (count, -1)).transpose(0, 1).flatten(0, 1),
+            )
+        else:
+            images = masked_mean(hidden[:, length:], image_mask)
+        images = images.unflatten(0, (count, -1))
         by_name = {self.text_name: text, **dict(zip(self.image_names, images))}
         rows = torch.stack([by_name[m] for m in self.modality_names], 1)
         return rows.where(mask.unsqueeze(-1), 0)

@@ -15,9 +15,10 @@ HEAD_CLASSES = ("ViltForImagesAndTextClassification", "ViltForQuestionAnswering"
 
 
 def vilt_from_sizes(
-    specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, sizes: dict
+    specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, sizes: dict, joint: bool = False
 ) -> tuple[nn.Module, nn.Module]:
-    """A randomly initialised ViltModel and head (HF's ViltForImagesAndTextClassification's)."""
+    """A randomly initialised ViltModel and head (HF's ViltForImagesAndTextClassification's; on
+    the one pooled output when the images share one sequence)."""
     transformers = require_transformers()
     channels, size, _ = specs[images[0]].shape
     length = specs[text].shape[1]
@@ -44,11 +45,13 @@ def vilt_from_sizes(
         **sizes,
     )
     model = transformers.ViltForImagesAndTextClassification(config)
+    if joint:
+        return model.vilt, new_head(config.hidden_size, num_classes, config.initializer_range)
     return model.vilt, model.classifier
 
 
 def vilt_from_pretrained(
-    pretrained: str, specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int
+    pretrained: str, specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, joint: bool = False
 ) -> tuple[nn.Module, nn.Module]:
     """The saved ViltModel; its fine-tuned head when it fits the data's classes and images, else a new one."""
     transformers = require_transformers()
@@ -64,13 +67,13 @@ def vilt_from_pretrained(
         image_size=config.image_size,
         num_channels=config.num_channels,
     )
-    head_class = _reusable_head_class(config, len(images), num_classes)
+    head_class = None if joint else _reusable_head_class(config, len(images), num_classes)
     if head_class:
         model = load_pretrained(getattr(transformers, head_class), pretrained)
         vilt, classifier = model.vilt, model.classifier
     else:
         vilt = load_pretrained(transformers.ViltModel, pretrained)
-        classifier = new_head(config.hidden_size * len(images), num_classes, config.initializer_range)
+        classifier = new_head(config.hidden_size * (1 if joint else len(images)), num_classes, config.initializer_range)
     widen_modality_types(vilt, len(images) + 1)
     return vilt, classifier
 
