@@ -13,14 +13,13 @@ same run on 2 000 rows gives the fixed cost of Python, torch and Lightning.
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from child_memory import run_and_measure
 
 HERE = Path(__file__).resolve().parent
 GRAMKD = Path(sys.executable).parent / "gramkd"
@@ -44,19 +43,6 @@ def write_folder(folder: Path, rows: int, dim: int, classes: int = 10, chunk: in
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, RssAnon and RssFile of a process, in bytes (0 once it is gone)."""
-    fields = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile"):
-                fields[key] = int(value.split()[0]) * 1024
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        pass
-    return fields
-
-
 def fit_and_measure(folder: Path, workdir: Path, batch_size: int) -> dict:
     args = [
         str(GRAMKD),
@@ -68,34 +54,7 @@ def fit_and_measure(folder: Path, workdir: Path, batch_size: int) -> dict:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "GRAMKD_LOG_DIR": str(workdir / "logs")}
-    started = time.perf_counter()
-    child = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peaks = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(child.stdout), daemon=True)
-    reader.start()
-
-    def sample():
-        while child.returncode is None:
-            for key, value in proc_status(child.pid).items():
-                peaks[key] = max(peaks[key], value)
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    sampler.join()
-    reader.join()
-    if child.returncode != 0:
-        sys.exit(f"gramkd fit failed ({child.returncode}):\n{''.join(output)[-3000:]}")
-    return {
-        "peak_rss": usage.ru_maxrss * 1024,
-        "peak_anon": peaks["RssAnon"],
-        "peak_file": peaks["RssFile"],
-        "seconds": time.perf_counter() - started,
-    }
+    return run_and_measure(args, workdir, interval=0.1)
 
 
 def main() -> None:
