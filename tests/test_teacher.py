@@ -125,3 +125,16 @@ def test_a_missing_teacher_checkpoint_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"gramkd: error: teacher checkpoint {tmp_path / 'nope.pt'} does not exist (teacher.ckpt_path); set it to null to train the teacher"
     ]
+
+
+def test_a_student_trains_the_same_whether_its_teacher_was_trained_or_reused(compose_fit, tmp_path):
+    """Training the teacher (a cache miss) must leave the student's random numbers (dropout) alone."""
+    from gramkd.train import train_and_test
+
+    overrides = [*DISTILL[1:], "net.dropout=0.3", "trainer.max_epochs=2"]
+    trained, _, _ = train_and_test(compose_fit(overrides, tmp_path / "first"))
+    cfg = compose_fit(overrides, tmp_path / "second")
+    cfg.paths.cache_dir = str(tmp_path / "first" / "logs" / "cache")  # the first run's cache: the teacher is reused
+    reused, _, _ = train_and_test(cfg)
+    for key in ("train/loss", "val/loss", "test/acc"):
+        assert reused[key] == trained[key], key

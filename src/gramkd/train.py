@@ -1,10 +1,14 @@
 """The task behind each `gramkd` command: compose objects from the config, run them, report."""
 
+import random
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
@@ -83,12 +87,25 @@ def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.Light
         raise GramkdError("distillation terms are configured but there is no teacher: use module=distill and set `teacher`")
     extra = {}
     if wants_teacher(cfg):
-        extra["teacher"], references["teacher"] = provide_teacher(
-            cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label)
-        )
+        with rng_states_kept():  # training the teacher (a cache miss) must not change the student's run
+            extra["teacher"], references["teacher"] = provide_teacher(
+                cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label)
+            )
     module = instantiate(cfg.module, net=net, **extra)
     module.run_config = {"net": node, "data": portable_data_config(cfg.data)}
     return module, terms
+
+
+@contextmanager
+def rng_states_kept():
+    """Restore Python's, numpy's and torch's random states on leaving the block."""
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
 
 
 def instantiate_term(name: str, term_cfg: DictConfig):
