@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +116,48 @@ def paired_ratio(times: dict[str, list[float]], numerator: str, denominator: str
     return median([a / b for a, b in zip(times[numerator], times[denominator])])
 
 
+# -- where a benchmark trains -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Placement:
+    """The device a benchmark trains on (`cpu`, `cuda`) and Lightning's precision there (`32-true`,
+    or `bf16-mixed`: bf16 autocast around the forwards and the loss, fp32 weights). The default is
+    the CPU benchmarks' own."""
+
+    device: str = "cpu"
+    precision: str = "32-true"
+
+    def __post_init__(self):
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ValueError(f"precision {self.precision!r}: 32-true or bf16-mixed")
+
+    @property
+    def accelerator(self) -> str:
+        return "cpu" if self.device == "cpu" else "gpu"
+
+    def stamp(self) -> tuple[float, float]:
+        """`stamp()` once the work queued on the device is done."""
+        if self.device != "cpu":
+            torch.cuda.synchronize()
+        return stamp()
+
+    def autocast(self):
+        """What Lightning's precision plugin wraps a training step in (nothing for 32-true)."""
+        if self.precision == "32-true":
+            return nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
+
+    def move(self, batch: dict) -> dict:
+        """The batch on the device, as Lightning moves it (non-blocking to a GPU)."""
+        if self.device == "cpu":
+            return batch
+        from lightning.fabric.utilities.apply_func import move_data_to_device
+
+        return move_data_to_device(batch, self.device)
+
+
+CPU = Placement()
+
+
 # -- the real kd_gram objects ----------------------------------------------------------------------
 @dataclass
 class Setup:
@@ -157,7 +199,7 @@ def vilt_kd_gram(root: str, sizes: dict[str, int], overrides: list[str] = (), te
     teacher (vilt_teacher.yaml, as the teacher experiment sets it) on digits_nlvr (two 1x16x16
     digit images, 4x4 patches, a 12-token statement), generated in `root` with `sizes` examples."""
     size_node = "{" + ",".join(f"{k}:{v}" for k, v in sizes.items()) + "}"
-    return kd_gram_setup("digits_nlvr/kd_gram", [f"paths.cache_dir={root}", f"+data.sizes={size_node}", *overrides], teacher_seed)
+    return kd_gram_setup("digits_nlvr/kd_gram", [f"paths.cache_dir={root}", f"data.sizes={size_node}", *overrides], teacher_seed)
 
 
 def distill_module(setup: Setup, teacher_cache: str = "off"):
@@ -172,18 +214,19 @@ def distill_module(setup: Setup, teacher_cache: str = "off"):
     return module, terms
 
 
-def lean_trainer(epochs: int, callbacks: list, **kwargs):
-    """The trainer preset (`trainer=default`: cpu, 32-true, log_every_n_steps 10) as lean as a user
-    would run it for speed: no progress bar, summary, checkpointing, logger or validation."""
+def lean_trainer(epochs: int, callbacks: list, placement: Placement = CPU, **kwargs):
+    """The trainer preset (`trainer=default`: cpu, 32-true, log_every_n_steps 10; `placement`: another
+    device or precision) as lean as a user would run it for speed: no progress bar, summary,
+    checkpointing, logger or validation."""
     import lightning as L
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # its notes on stdout (set after Lightning's import)
         logging.getLogger(name).setLevel(logging.ERROR)
     return L.Trainer(
         max_epochs=epochs,
-        accelerator="cpu",
+        accelerator=placement.accelerator,
         devices=1,
-        precision="32-true",
+        precision=placement.precision,
         log_every_n_steps=10,
         logger=False,
         enable_checkpointing=False,
@@ -216,11 +259,13 @@ class Math:
     gram_weight: float
     gram_center: bool
     gram_normalize: bool
+    gram_exclude_diagonal: bool | None
+    gram_reduction: str
 
     @classmethod
     def of(cls, cfg) -> "Math":
         d = cfg.distill
-        assert d.gram.distance == "mse" and not d.gram.exclude_diagonal and d.gram.source == "modality_features"
+        assert d.gram.distance == "mse" and d.gram.source == "modality_features"
         assert d.kd.warmup_epochs == 0 and d.gram.warmup_epochs == 0
         return cls(
             alpha=cfg.module.alpha,
@@ -229,6 +274,8 @@ class Math:
             gram_weight=d.gram.weight,
             gram_center=d.gram.center,
             gram_normalize=d.gram.normalize == "l2",
+            gram_exclude_diagonal=d.gram.exclude_diagonal,
+            gram_reduction=d.gram.reduction,
         )
 
     def loss(self, student_out, teacher_out, target, gram: bool = True, teacher_gram: torch.Tensor | None = None) -> torch.Tensor:
@@ -243,9 +290,10 @@ class Math:
                 teacher_out.modality_features,
                 student_out.modality_mask,
                 self.gram_normalize,
-                False,
+                self.gram_exclude_diagonal,
                 "mse",
                 self.gram_center,
+                self.gram_reduction,
             )
         elif gram:
             total = total + self.gram_weight * gram_loss_to_target(
@@ -253,9 +301,10 @@ class Math:
                 teacher_gram,
                 student_out.modality_mask,
                 self.gram_normalize,
-                False,
+                self.gram_exclude_diagonal,
                 "mse",
                 self.gram_center,
+                self.gram_reduction,
             )
         return total
 
@@ -295,27 +344,30 @@ def gram_term_fn(cfg, batch: dict, student_out, teacher_out, cached: bool):
 class HandLoop:
     """The minimal PyTorch training loop with the DistillModule's math: the config's optimiser and
     schedule (stepped per epoch or per step, as configured), the same loader (same batches in the
-    same order), the teacher under no_grad."""
+    same order), the teacher under no_grad; on `placement`'s device, under its autocast."""
 
-    def __init__(self, setup: Setup, gram: bool = True):
-        self.setup, self.gram = setup, gram
+    def __init__(self, setup: Setup, gram: bool = True, placement: Placement = CPU):
+        self.setup, self.gram, self.placement = setup, gram, placement
         self.math = Math.of(setup.cfg)
 
     def fit(self, epochs: int, record: list | None = None, epoch_starts: list | None = None) -> torch.nn.Module:
-        student, teacher, math = copy.deepcopy(self.setup.student), self.setup.teacher, self.math
+        place, math = self.placement, self.math
+        student, teacher = copy.deepcopy(self.setup.student).to(place.device), self.setup.teacher.to(place.device)
         optimizer, scheduler, interval = optimizer_and_scheduler(self.setup.cfg, [p for p in student.parameters() if p.requires_grad])
         loader = self.setup.datamodule.train_dataloader()
         student.train()
         for epoch in range(epochs):
             if epoch_starts is not None:
-                epoch_starts.append(stamp())
+                epoch_starts.append(place.stamp())
             loader.sampler.set_epoch(epoch)
             for batch in loader:
+                batch = place.move(batch)
                 inputs, present = batch["inputs"], batch["present"]
-                with torch.no_grad():
-                    teacher_out = teacher(inputs, present)
-                student_out = student(inputs, present)
-                loss = math.loss(student_out, teacher_out, batch["target"], self.gram)
+                with place.autocast():
+                    with torch.no_grad():
+                        teacher_out = teacher(inputs, present)
+                    student_out = student(inputs, present)
+                    loss = math.loss(student_out, teacher_out, batch["target"], self.gram)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -326,7 +378,7 @@ class HandLoop:
             if scheduler is not None and interval == "epoch":
                 scheduler.step()
         if epoch_starts is not None:
-            epoch_starts.append(stamp())
+            epoch_starts.append(place.stamp())
         return student
 
 
@@ -346,16 +398,16 @@ def durations(stamps: list[tuple[float, float]], clock: str) -> list[float]:
     return [b[i] - a[i] for a, b in zip(stamps, stamps[1:])]
 
 
-def epoch_timer_callback(starts: list, losses: list | None = None):
-    """A Callback stamping when each training epoch starts and when training ends (and the losses)."""
+def epoch_timer_callback(starts: list, losses: list | None = None, clock=stamp):
+    """A Callback stamping (`clock`) when each training epoch starts and when training ends (and the losses)."""
     from lightning.pytorch.callbacks import Callback
 
     class EpochTimer(Callback):
         def on_train_epoch_start(self, trainer, pl_module):
-            starts.append(stamp())
+            starts.append(clock())
 
         def on_train_end(self, trainer, pl_module):
-            starts.append(stamp())
+            starts.append(clock())
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if losses is not None:

@@ -169,7 +169,9 @@ def test_msd_loss_is_the_mean_of_per_modality_kd_over_present_rows():
     s, t = step.single_modality("student").logits, step.single_modality("teacher").logits
     per = [kd_loss(s[:, m], t[:, m], 2.0, mask=batch["present"][n]) for m, n in enumerate(student.modality_names)]
     assert float(ModalitySpecificDistillation(temperature=2.0).loss(step)) == pytest.approx(float(sum(per) / 3), rel=1e-6)
-    weighted = float(ModalitySpecificDistillation(temperature=2.0, modality_weights={"a": 3.0, "c": 1.0}).loss(step))
+    weighted_term = ModalitySpecificDistillation(temperature=2.0, modality_weights={"a": 3.0, "c": 1.0})
+    weighted_term.setup(None, module, "fit")  # the weights' names are the networks' modalities
+    weighted = float(weighted_term.loss(step))
     assert weighted == pytest.approx(float((3 * per[0] + per[2]) / 4), rel=1e-6)
 
 
@@ -179,7 +181,9 @@ def test_gram_term_matches_the_functional_loss_on_the_step_outputs():
     step = module.distill_step(random_batch())
     expected = gram_loss(step.student.modality_features, step.teacher.modality_features, step.mask, exclude_diagonal=True)
     assert float(GramDistillation(exclude_diagonal=True).loss(step)) == pytest.approx(float(expected))
-    with pytest.raises(ValueError, match="gram.source='pixels' is not one of modality_features, modality_logits"):
+    with pytest.raises(
+        ValueError, match="gram.source='pixels' is not one of modality_features, prefusion_features, layer_features, modality_logits"
+    ):
         GramDistillation(source="pixels")
 
 

@@ -10,7 +10,10 @@ DISTILL = ["fit", "experiment=synthetic/kd_gram", *FAST, "compare_with=[]"]
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("distill.gram.source=pixels", "distill.gram: gram.source='pixels' is not one of modality_features, modality_logits"),
+        (
+            "distill.gram.source=pixels",
+            "distill.gram: gram.source='pixels' is not one of modality_features, prefusion_features, layer_features, modality_logits",
+        ),
         ("distill.kd.weight=-1", "distill.kd: weight and warmup_epochs must be >= 0, got weight=-1, warmup_epochs=0"),
         ("net.fusion=sideways", "net: unknown fusion 'sideways'; choose one of: transformer, concat"),
     ],

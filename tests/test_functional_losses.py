@@ -58,19 +58,25 @@ def reference_smooth_l1(difference):
     return 0.5 * difference**2 if abs(difference) < 1 else abs(difference) - 0.5
 
 
-def reference_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance):
-    student_gram = reference_gram(student, mask, normalize)
-    teacher_gram = reference_gram(teacher, mask, normalize)
-    total, count = 0.0, 0
-    for b in range(B):
-        for i in range(M):
-            for j in range(M):
-                if not (mask[b, i] and mask[b, j]) or (exclude_diagonal and i == j):
-                    continue
-                difference = student_gram[b, i, j] - teacher_gram[b, i, j]
-                total += difference**2 if distance == "mse" else reference_smooth_l1(difference)
-                count += 1
-    return total / count
+def reference_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance, center=False, reduction="sample"):
+    """The loss by its definition: per sample, the mean over its kept pairs; then the mean over the
+    samples that have a pair ("sample"), or the mean over all kept pairs of the batch ("pair")."""
+    gram = reference_centered_gram if center else reference_gram
+    student_gram, teacher_gram = gram(student, mask, normalize), gram(teacher, mask, normalize)
+    per_sample = []
+    for b in range(student.shape[0]):
+        differences = [
+            student_gram[b, i, j] - teacher_gram[b, i, j]
+            for i in range(student.shape[1])
+            for j in range(student.shape[1])
+            if mask[b, i] and mask[b, j] and not (exclude_diagonal and i == j)
+        ]
+        per_sample.append([d**2 if distance == "mse" else reference_smooth_l1(d) for d in differences])
+    if reduction == "pair":
+        pairs = [value for sample in per_sample for value in sample]
+        return sum(pairs) / max(len(pairs), 1)
+    means = [sum(sample) / len(sample) for sample in per_sample if sample]
+    return sum(means) / max(len(means), 1)
 
 
 def reference_pairwise_distances(x):
@@ -112,17 +118,41 @@ def test_gram_matrix_matches_loop_reference(generator, normalize, masked):
     np.testing.assert_allclose(gram_matrix(features, mask, normalize).numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["sample", "pair"])
 @pytest.mark.parametrize("distance", ["mse", "smooth_l1"])
 @pytest.mark.parametrize("exclude_diagonal", [False, True])
 @pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("center", [False, True])
 @pytest.mark.parametrize("masked", [True, False])
-def test_gram_loss_matches_loop_reference_with_different_widths(generator, distance, exclude_diagonal, normalize, masked):
+def test_gram_loss_matches_loop_reference_with_different_widths(
+    generator, reduction, distance, exclude_diagonal, normalize, center, masked
+):
     student, teacher = random_features(generator, DS), random_features(generator, DT)
     mask = random_mask(generator) if masked else None
-    loss = gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance)
+    loss = gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance, center, reduction)
     reference_mask = mask if masked else torch.ones(B, M, dtype=torch.bool)
-    expected = reference_gram_loss(student, teacher, reference_mask, normalize, exclude_diagonal, distance)
+    expected = reference_gram_loss(student, teacher, reference_mask, normalize, exclude_diagonal, distance, center, reduction)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_the_diagonal_is_left_out_by_default_exactly_when_rows_are_normalised(generator, normalize):
+    student, teacher, mask = random_features(generator, DS), random_features(generator, DT), random_mask(generator)
+    expected = reference_gram_loss(student, teacher, mask, normalize, normalize, "mse")
+    assert gram_loss(student, teacher, mask, normalize).item() == pytest.approx(expected, rel=1e-12)
+    assert gram_loss(student, teacher, mask, normalize).item() != pytest.approx(
+        gram_loss(student, teacher, mask, normalize, not normalize).item()
+    )
+
+
+def test_a_sample_counts_once_whatever_its_modalities(generator):
+    """Per-sample mean: a batch of one 2-modality sample and one 4-modality sample weighs both
+    the same; the pair mean gives the 4-modality one 12 of 14 pairs."""
+    student, teacher = random_features(generator, DS, batch=2), random_features(generator, DT, batch=2)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    alone = [gram_loss(student[b : b + 1], teacher[b : b + 1], mask[b : b + 1]).item() for b in range(2)]
+    assert gram_loss(student, teacher, mask).item() == pytest.approx(sum(alone) / 2, rel=1e-12)
+    assert gram_loss(student, teacher, mask, reduction="pair").item() == pytest.approx((2 * alone[0] + 12 * alone[1]) / 14, rel=1e-12)
 
 
 def test_gram_loss_smooth_l1_differs_from_mse_on_large_differences(generator):
@@ -378,7 +408,7 @@ def plain_gram_matrix(features, mask, normalize, center):
     return features @ features.transpose(-1, -2)
 
 
-def plain_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance, center):
+def plain_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distance, center, reduction="pair"):
     student_gram = plain_gram_matrix(student, mask, normalize, center)
     teacher_gram = plain_gram_matrix(teacher, mask, normalize, center)
     if distance == "mse":
@@ -390,6 +420,9 @@ def plain_gram_loss(student, teacher, mask, normalize, exclude_diagonal, distanc
     pairs = present.unsqueeze(2) & present.unsqueeze(1)
     if exclude_diagonal:
         pairs = pairs & ~torch.eye(modalities, dtype=torch.bool)
+    if reduction == "sample":
+        per_sample = torch.where(pairs, elementwise, 0.0).sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1)
+        return per_sample.sum() / pairs.any(2).any(1).sum().clamp(min=1)
     return torch.where(pairs, elementwise, 0.0).sum() / pairs.sum().clamp(min=1)
 
 
@@ -404,21 +437,31 @@ def masks_of(generator, batch, modalities):
 
 @pytest.mark.parametrize("normalize,center,exclude_diagonal,distance", OPTIONS)
 def test_float32_results_are_bit_identical_to_the_plain_operations(generator, normalize, center, exclude_diagonal, distance):
+    """Bit for bit: the Gram matrices, the pair mean, and the per-sample mean where it is the pair
+    mean (all present); the per-sample mean of a masked batch to float32 rounding."""
     student = torch.randn(64, 6, 8, generator=generator)
     teacher = torch.randn(64, 6, 128, generator=generator)
     for name, mask in masks_of(generator, 64, 6).items():
         args = (mask, normalize, exclude_diagonal, distance, center)
         assert torch.equal(gram_matrix(teacher, mask, normalize, center), plain_gram_matrix(teacher, mask, normalize, center)), name
-        assert torch.equal(gram_loss(student, teacher, *args), plain_gram_loss(student, teacher, *args)), name
+        assert torch.equal(gram_loss(student, teacher, *args, "pair"), plain_gram_loss(student, teacher, *args)), name
+        per_sample = gram_loss(student, teacher, *args, "sample")
+        if name == "some":
+            assert torch.allclose(per_sample, plain_gram_loss(student, teacher, *args, "sample"), rtol=1e-6, atol=0), name
+        else:
+            assert torch.equal(per_sample, plain_gram_loss(student, teacher, *args, "pair")), name
 
 
+@pytest.mark.parametrize("reduction", ["sample", "pair"])
 @pytest.mark.parametrize("normalize,center,exclude_diagonal,distance", OPTIONS)
-def test_written_out_gradient_equals_autograd_through_the_plain_operations(generator, normalize, center, exclude_diagonal, distance):
+def test_written_out_gradient_equals_autograd_through_the_plain_operations(
+    generator, normalize, center, exclude_diagonal, distance, reduction
+):
     student, teacher = random_features(generator, DS), random_features(generator, DT)
     for name, mask in masks_of(generator, B, M).items():
         if mask is not None:  # absent rows may hold anything: they get no gradient either way
             student = student.masked_fill(~mask.unsqueeze(-1), float("nan"))
-        args = (mask, normalize, exclude_diagonal, distance, center)
+        args = (mask, normalize, exclude_diagonal, distance, center, reduction)
         fast_s, fast_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()
         gram_loss(fast_s, fast_t, *args).backward()
         plain_s, plain_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()

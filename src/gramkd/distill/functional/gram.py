@@ -4,115 +4,24 @@ At the sizes distillation runs them ([B, M, M] with M a handful of modalities) t
 bound by the number of tensor operations, not by arithmetic: what depends on the presence mask
 alone is prepared once per batch (`GramMask`) and shared by both Gram matrices and the loss, and
 nothing is masked when every modality is present.
-"""
 
-from functools import cached_property
+The loss, by default: with the cosine Gram (``normalize``) the diagonal is left out, since it is 1
+on both sides (0 for a row that centring empties) and would only dilute the loss by a share that
+depends on how many modalities a sample has; each sample's mean over its pairs counts once, so a
+sample with k modalities weighs no more than one with two.
+"""
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from gramkd.distill.functional.gram_mask import GRAM_REDUCTIONS, GramMask, constant
+
+__all__ = ["GRAM_DISTANCES", "GRAM_REDUCTIONS", "GramMask", "gram_loss", "gram_loss_to_target", "gram_matrix"]
+
 GRAM_DISTANCES = ("mse", "smooth_l1")
 NORM_EPS = 1e-12  # as F.normalize
-
-
-class GramMask:
-    """A ``[B, M]`` bool presence mask, prepared for :func:`gram_matrix` and the losses.
-
-    Pass one wherever these functions take a ``mask``, to prepare the mask once per batch rather
-    than once per call: it holds what the mask implies (the pairs to average over, how many rows
-    each sample has) and the constants the functions divide by, as tensors of the features' dtype
-    (a Python number costs a tensor conversion per use). ``GramMask(None, batch, modalities)``
-    stands for every modality present.
-    """
-
-    def __init__(self, present: Tensor | None, batch: int | None = None, modalities: int | None = None):
-        if present is not None:
-            batch, modalities = present.shape
-        self.present, self.batch, self.modalities = present, batch, modalities
-        self.all_present = present is None or bool(present.all())
-        self._cache: dict = {}
-
-    @classmethod
-    def of(cls, mask: "Tensor | GramMask | None", features: Tensor) -> "GramMask":
-        """`mask` prepared for `features` ``[B, M, D]`` (checked against them)."""
-        if isinstance(mask, GramMask):
-            _check_size(mask, features)
-            return mask
-        if mask is None:
-            return cls(None, features.shape[0], features.shape[1])
-        _check_mask(mask, features)
-        return cls(mask)
-
-    @cached_property
-    def kept_rows(self) -> Tensor | None:
-        """``[B, M, 1]`` bool, True where a modality is present; None when all are present."""
-        return None if self.all_present else self.present.unsqueeze(-1)
-
-    def keep_rows(self, features: Tensor) -> Tensor:
-        """`features` with the rows of absent modalities zeroed (whatever they held: inf, NaN)."""
-        kept = self.kept_rows
-        return features if kept is None else torch.where(kept, features, self.zero(features))
-
-    def zero(self, like: Tensor) -> Tensor:
-        return _constant(0, like)
-
-    def rows_present(self, like: Tensor) -> Tensor:
-        """Present modalities per sample, at least 1, in `like`'s dtype: ``[B, 1, 1]`` (a scalar
-        tensor when all are present)."""
-
-        def count() -> Tensor:
-            if self.all_present:
-                return _constant(self.modalities, like)
-            return self.present.sum(1).clamp(min=1).view(-1, 1, 1).to(like.dtype)
-
-        return self._memo(("rows", like.dtype), count)
-
-    def kept_pairs(self, exclude_diagonal: bool) -> Tensor | None:
-        """``[B, M, M]`` (or ``[M, M]``) bool, True for the pairs a loss averages over; None for all."""
-        return self._memo(("pairs", exclude_diagonal), lambda: self._make_pairs(exclude_diagonal))
-
-    def pair_count(self, exclude_diagonal: bool, like: Tensor) -> Tensor:
-        """How many pairs a loss averages over, at least 1, as a scalar tensor of `like`'s dtype."""
-
-        def count() -> Tensor:
-            pairs = self.kept_pairs(exclude_diagonal)
-            if pairs is None or pairs.dim() == 2:  # all present: every pair, or all off the diagonal
-                m = self.modalities
-                return _constant(max(self.batch * m * (m - int(exclude_diagonal)), 1), like)
-            return pairs.sum().clamp(min=1).to(like.dtype)
-
-        return self._memo(("count", exclude_diagonal, like.dtype), count)
-
-    def _make_pairs(self, exclude_diagonal: bool) -> Tensor | None:
-        m = self.modalities
-        device = None if self.present is None else self.present.device
-        off_diagonal = ~torch.eye(m, dtype=torch.bool, device=device) if exclude_diagonal else None
-        if self.all_present:
-            return off_diagonal
-        pairs = self.present.unsqueeze(2) & self.present.unsqueeze(1)
-        return pairs if off_diagonal is None else pairs & off_diagonal
-
-    def _memo(self, key, make):
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-
-_CONSTANTS: dict[tuple, Tensor] = {}
-
-
-def _constant(value: int, like: Tensor) -> Tensor:
-    """A scalar tensor of `like`'s dtype and device, made once (never written to), and never an
-    inference tensor: one made during validation may be saved for backward in training."""
-    key = (value, like.dtype, like.device)
-    if key not in _CONSTANTS:
-        if len(_CONSTANTS) > 4096:  # batch sizes, dtypes and devices are few; stay bounded regardless
-            _CONSTANTS.clear()
-        with torch.inference_mode(False):
-            _CONSTANTS[key] = torch.full((), value, dtype=like.dtype, device=like.device)
-    return _CONSTANTS[key]
 
 
 def gram_matrix(features: Tensor, mask: "Tensor | GramMask | None" = None, normalize: bool = True, center: bool = False) -> Tensor:
@@ -147,11 +56,18 @@ class _GramRows:
     def of(cls, features: Tensor, mask: GramMask, normalize: bool, center: bool) -> "_GramRows":
         features = mask.keep_rows(features)
         if center:
-            features = mask.keep_rows(features - features.sum(1, keepdim=True) / mask.rows_present(features))
+            features = _centred(features, mask)
         if not normalize:
             return cls(features)
         norm = torch.linalg.vector_norm(features, dim=-1, keepdim=True).clamp_min(NORM_EPS)
         return cls(features / norm, norm)
+
+
+def _centred(rows: Tensor, mask: GramMask) -> Tensor:
+    """`rows` less each sample's mean over its present rows (absent rows stay zero)."""
+    if mask.all_present:
+        return rows - rows.sum(1, keepdim=True) / constant(mask.modalities, rows)
+    return mask.keep_rows(rows - rows.sum(1, keepdim=True) / mask.rows_present(rows))
 
 
 def gram_loss(
@@ -159,9 +75,10 @@ def gram_loss(
     teacher_features: Tensor,
     mask: "Tensor | GramMask | None" = None,
     normalize: bool = True,
-    exclude_diagonal: bool = False,
+    exclude_diagonal: bool | None = None,
     distance: str = "mse",
     center: bool = False,
+    reduction: str = "sample",
 ) -> Tensor:
     """Mean distance between student and teacher Gram matrices over the present modality pairs.
 
@@ -171,9 +88,13 @@ def gram_loss(
         mask: ``[B, M]`` bool, shared by both (or a :class:`GramMask` of one); pair ``(b, i, j)``
             counts iff ``mask[b, i] and mask[b, j]``. None means all present.
         normalize: compare cosine Gram matrices (see :func:`gram_matrix`).
-        exclude_diagonal: drop the pairs ``i == j``.
+        exclude_diagonal: drop the pairs ``i == j``. None (the default): drop them iff
+            ``normalize``, where they are 1 on both sides and carry nothing.
         distance: ``"mse"`` (squared difference) or ``"smooth_l1"`` (Huber, beta 1), elementwise.
         center: subtract each sample's mean modality row first (see :func:`gram_matrix`).
+        reduction: ``"sample"``: the mean over each sample's pairs, then the mean over the samples
+            that have a pair (each counts once); ``"pair"``: the mean over every pair of the batch
+            (a sample with k modalities weighs about k²). The same when all modalities are present.
 
     Returns:
         A scalar. With no present pair it is a zero that is still part of the autograd graph.
@@ -187,7 +108,7 @@ def gram_loss(
         )
     mask = GramMask.of(mask, student_features)
     teacher_gram = gram_matrix(teacher_features, mask, normalize, center)
-    return gram_loss_to_target(student_features, teacher_gram, mask, normalize, exclude_diagonal, distance, center)
+    return gram_loss_to_target(student_features, teacher_gram, mask, normalize, exclude_diagonal, distance, center, reduction)
 
 
 def gram_loss_to_target(
@@ -195,96 +116,87 @@ def gram_loss_to_target(
     teacher_gram: Tensor,
     mask: "Tensor | GramMask | None" = None,
     normalize: bool = True,
-    exclude_diagonal: bool = False,
+    exclude_diagonal: bool | None = None,
     distance: str = "mse",
     center: bool = False,
+    reduction: str = "sample",
 ) -> Tensor:
     """:func:`gram_loss` against a teacher Gram matrix ``[B, M, M]`` computed beforehand (with
     :func:`gram_matrix` and the same ``mask``, ``normalize`` and ``center``): for a frozen
     teacher whose Gram matrices are cached per sample."""
+    _check_features(student_features, "student_features")
+    options = gram_loss_options(normalize, exclude_diagonal, distance, center, reduction)
+    return prepared_gram_loss(student_features, teacher_gram, GramMask.of(mask, student_features), options)
+
+
+def gram_loss_options(normalize: bool, exclude_diagonal: bool | None, distance: str, center: bool, reduction: str) -> tuple:
+    """The options of :func:`gram_loss`, checked and resolved once, for :func:`prepared_gram_loss`."""
     if distance not in GRAM_DISTANCES:
         raise ValueError(f"unknown Gram distance {distance!r}; choose one of {GRAM_DISTANCES}")
-    _check_features(student_features, "student_features")
-    mask = GramMask.of(mask, student_features)
-    return _GramLossToTarget.apply(student_features, teacher_gram, mask, normalize, exclude_diagonal, distance, center)
+    if reduction not in GRAM_REDUCTIONS:
+        raise ValueError(f"unknown Gram reduction {reduction!r}; choose one of {GRAM_REDUCTIONS}")
+    exclude_diagonal = normalize if exclude_diagonal is None else bool(exclude_diagonal)
+    return (bool(normalize), exclude_diagonal, distance == "mse", bool(center), reduction == "sample")
+
+
+def prepared_gram_loss(student_features: Tensor, teacher_gram: Tensor, mask: GramMask, options: tuple) -> Tensor:
+    """:func:`gram_loss_to_target` with nothing left to check: a :class:`GramMask` of the student's
+    features and options from :func:`gram_loss_options` (a term's per-step call)."""
+    return _GramLossToTarget.apply(student_features, teacher_gram, mask, options)
 
 
 class _GramLossToTarget(torch.autograd.Function):
     """:func:`gram_loss_to_target` as one autograd node. Its forward runs the very operations of
-    :func:`gram_matrix` and the loss (the same bits); its backward is the gradient written out,
-    a dozen operations where autograd would replay the forward's forty."""
+    :func:`gram_matrix` and the loss; its backward is the gradient written out, a dozen operations
+    where autograd would replay the forward's forty."""
 
     @staticmethod
-    def forward(ctx, features, teacher_gram, mask: GramMask, normalize, exclude_diagonal, distance, center):
+    def forward(ctx, features, teacher_gram, mask: GramMask, options: tuple):
+        normalize, exclude_diagonal, mse, center, per_sample = options
         rows = _GramRows.of(features, mask, normalize, center)
-        student_gram = torch.bmm(rows.rows, rows.rows.transpose(1, 2))
-        difference = student_gram - teacher_gram
-        if distance == "mse":
-            elementwise = difference.square()
+        difference = torch.bmm(rows.rows, rows.rows.transpose(1, 2)) - teacher_gram
+        difference = mask.zero_left_out_pairs(difference, exclude_diagonal)  # no loss, no gradient
+        if mse:
+            elementwise = difference * difference  # the bits of .square(), in one operation
         else:
-            elementwise = F.smooth_l1_loss(student_gram, teacher_gram, reduction="none", beta=1.0)
-        kept = mask.kept_pairs(exclude_diagonal)
-        if kept is not None:
-            elementwise = torch.where(kept, elementwise, mask.zero(elementwise))
-        count = mask.pair_count(exclude_diagonal, elementwise)
-        ctx.save_for_backward(rows.rows, difference, count, *((rows.norm,) if normalize else ()))
-        ctx.mask, ctx.options = mask, (exclude_diagonal, distance, center)
-        return elementwise.sum() / count
+            elementwise = F.smooth_l1_loss(difference, constant(0, difference).expand_as(difference), reduction="none", beta=1.0)
+        weights = mask.sample_weights(exclude_diagonal, elementwise) if per_sample else None
+        ctx.save_for_backward(rows.rows, difference, *((rows.norm,) if normalize else ()))
+        ctx.mask, ctx.options = mask, options
+        if weights is None:
+            return elementwise.sum() / mask.pair_count(exclude_diagonal, elementwise)
+        return (elementwise * weights).sum()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        rows, difference, count, *norms = ctx.saved_tensors
-        mask, (exclude_diagonal, distance, center) = ctx.mask, ctx.options
-        # d loss / d gram: 2·difference (MSE; the 2 is added below) or the difference clipped to
-        # [-1, 1] (smooth L1, beta 1), over the kept pairs, divided by their count
-        scale = grad / count
-        if distance == "mse":
-            scale = scale + scale
-        d_gram = (difference if distance == "mse" else difference.clamp(-1.0, 1.0)) * scale
-        kept = mask.kept_pairs(exclude_diagonal)
-        if kept is not None:
-            d_gram = torch.where(kept, d_gram, mask.zero(d_gram))
+        rows, difference, *norms = ctx.saved_tensors
+        mask, (_, exclude_diagonal, mse, center, per_sample) = ctx.mask, ctx.options
+        # d loss / d gram = pair weight · (2·difference (MSE) or the difference clipped to [-1, 1]
+        # (smooth L1, beta 1)); both are symmetric, so d gram + d gramᵀ is twice it
+        symmetric = mask.weigh_pairs(
+            difference if mse else difference.clamp(-1.0, 1.0), grad, exclude_diagonal, per_sample, 4 if mse else 2
+        )
+        d_teacher = symmetric * -0.5 if ctx.needs_input_grad[1] else None
         d_features = None
-        if ctx.needs_input_grad[0]:  # gram = rows rowsᵀ: d rows = (d_gram + d_gramᵀ) rows
-            symmetric = d_gram + d_gram.transpose(1, 2)
+        if ctx.needs_input_grad[0]:  # gram = rows rowsᵀ: d rows = (d gram + d gramᵀ) rows
             if symmetric.dtype != rows.dtype:
                 symmetric = symmetric.to(rows.dtype)
             d_features = _rows_backward(torch.bmm(symmetric, rows), rows, norms, mask, center)
-        return d_features, -d_gram if ctx.needs_input_grad[1] else None, None, None, None, None, None
+        return d_features, d_teacher, None, None
 
 
 def _rows_backward(d_rows: Tensor, rows: Tensor, norms: list[Tensor], mask: GramMask, center: bool) -> Tensor:
-    """The gradient with respect to the features, given that with respect to `_GramRows.rows`."""
+    """The gradient with respect to the features, given that with respect to `_GramRows.rows`
+    (zero on absent rows already: their pairs' differences are zero)."""
     if norms:  # rows = c / max(|c|, eps): d c = (d rows - rows <rows, d rows>) / max(|c|, eps)
         # (exact for |c| >= eps, and for c = 0: absent rows, a lone centred row; in between,
         # for 0 < |c| < 1e-12, autograd would drop the radial part)
         (norm,) = norms
-        d_rows = (d_rows - rows * (rows * d_rows).sum(-1, keepdim=True)) / norm
-    d_rows = mask.keep_rows(d_rows)
-    if center:
-        d_rows = mask.keep_rows(d_rows - d_rows.sum(1, keepdim=True) / mask.rows_present(d_rows))
-    return d_rows
+        d_rows = torch.addcmul(d_rows, rows, (rows * d_rows).sum(-1, keepdim=True), value=-1) / norm
+    return _centred(d_rows, mask) if center else d_rows
 
 
 def _check_features(features: Tensor, name: str) -> None:
     if features.dim() != 3:
         raise ValueError(f"{name} must be [batch, modalities, dim]; got shape {tuple(features.shape)}")
-
-
-def _check_size(mask: GramMask, features: Tensor) -> None:
-    if (mask.batch, mask.modalities) != tuple(features.shape[:2]):
-        raise ValueError(
-            f"mask must have shape [batch, modalities] = {tuple(features.shape[:2])} to match features "
-            f"{tuple(features.shape)}; got {(mask.batch, mask.modalities)}"
-        )
-
-
-def _check_mask(mask: Tensor, features: Tensor) -> None:
-    if mask.shape != features.shape[:2]:
-        raise ValueError(
-            f"mask must have shape [batch, modalities] = {tuple(features.shape[:2])} to match features "
-            f"{tuple(features.shape)}; got {tuple(mask.shape)}"
-        )
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor; got dtype {mask.dtype}")
