@@ -1,3 +1,4 @@
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -95,9 +96,11 @@ class ClassifierModule(L.LightningModule):
         names = list(terms)
         values = stack_values(terms) if stacked is None else stacked[: len(names)]
         by_rank = self._gather_across_ranks(values)
+        if math.isfinite(by_rank.sum()):
+            return  # every term finite on every rank: one sum and one host read per step, however many terms and ranks
         by_rank = by_rank.reshape(-1, len(names))  # [ranks, terms]
         if bool(torch.isfinite(by_rank).all()):
-            return  # one host sync per step, however many terms and ranks
+            return  # finite terms whose sum overflowed
         rank, term = (~torch.isfinite(by_rank)).nonzero()[0].tolist()
         where = f" on rank {rank}" if len(by_rank) > 1 else ""
         saved = Path(self.trainer.default_root_dir) / "checkpoints" / "last_good.ckpt"
