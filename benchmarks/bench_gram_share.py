@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from gramkd.distill.functional import gram_matrix  # noqa: E402
 
 from common import (  # noqa: E402
+    CPU,
     Math,
     distill_module,
     emit,
@@ -91,10 +92,12 @@ class TermTimer:
     """Times the Gram term inside real DistillModule fits: `GramDistillation.loss` (its forward:
     the step's mask, the teacher's Gram matrices computed or read from the cache, the student's,
     the loss) and its autograd node's backward, from the second epoch on (the first fills the
-    caches). Patches the two methods while it is entered."""
+    caches). Patches the two methods while it is entered. On a GPU (`placement`) the device is
+    synchronised at both ends of each timed call."""
 
-    def __init__(self):
+    def __init__(self, placement=CPU):
         self.seconds, self.on = 0.0, False
+        self.now = time.perf_counter if placement.device == "cpu" else lambda: placement.stamp()[0]
 
     def __enter__(self):
         from gramkd.distill.functional.gram import _GramLossToTarget
@@ -116,28 +119,28 @@ class TermTimer:
 
     def timed(self, fn, static: bool):
         def wrapper(*args, **kwargs):
-            started = time.perf_counter()
+            started = self.now()
             try:
                 return fn(*args, **kwargs)
             finally:
                 if self.on:
-                    self.seconds += time.perf_counter() - started
+                    self.seconds += self.now() - started
 
         return staticmethod(wrapper) if static else wrapper
 
 
-def module_share(setup, cache: str, epochs: int) -> dict:
+def module_share(setup, cache: str, epochs: int, placement=CPU) -> dict:
     """One DistillModule fit (teacher_cache `cache`): the Gram term's seconds per step inside it,
     and the whole step's (epoch time / steps), over epochs 2…, in the same fit."""
     module, terms = distill_module(setup, teacher_cache=cache)
     starts = []
-    with TermTimer() as timer:
+    with TermTimer(placement) as timer:
 
         class SecondEpochOn(L.Callback):
             def on_train_epoch_start(self, trainer, pl_module):
                 timer.on = trainer.current_epoch >= 1
 
-        trainer = lean_trainer(epochs, [*terms, epoch_timer_callback(starts), SecondEpochOn()])
+        trainer = lean_trainer(epochs, [*terms, epoch_timer_callback(starts, clock=placement.stamp), SecondEpochOn()], placement)
         with quiet():
             trainer.fit(module, datamodule=setup.datamodule)
     steps = (epochs - 1) * len(setup.datamodule.train_dataloader())
@@ -145,11 +148,11 @@ def module_share(setup, cache: str, epochs: int) -> dict:
     return {"term_ms": 1000 * timer.seconds / steps, "step_ms": 1000 * step_s, "share": timer.seconds / steps / step_s}
 
 
-def module_shares(setup, rounds: int, epochs: int) -> dict:
+def module_shares(setup, rounds: int, epochs: int, placement=CPU) -> dict:
     fits = {"online": [], "cached": []}
     for r in range(rounds):
         for name, cache in (("online", "off"), ("cached", "memory"))[:: 1 if r % 2 == 0 else -1]:
-            fits[name].append(module_share(setup, cache, epochs))
+            fits[name].append(module_share(setup, cache, epochs, placement))
     return {name: {key: median([f[key] for f in runs]) for key in ("term_ms", "step_ms", "share")} for name, runs in fits.items()}
 
 

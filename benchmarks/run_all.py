@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py            # the full set, about 4 minutes on 2 CPU cores
     python benchmarks/run_all.py --quick    # fewer repeats: a smoke test (writes to the temp folder, not here)
+    python benchmarks/gpu_vilt.py           # not in `make bench`: its ViLT epoch and Gram share on a GPU in bf16 (results-gpu.md)
 
 Each benchmark prints its figures as one JSON line; they are kept in results.json beside
 results.md. Comparisons are measured side by side inside one process (interleaved rounds,
