@@ -71,7 +71,7 @@ def clip_net(num_images: int = 2, **kw) -> ClipDualEncoderNet:
 
 def reference_vilt(net: ViltNet, inputs: dict, present: dict, layers: list[int]):
     """Rows and logits one sample at a time through the HF ViltModel: text with each image in turn
-    (pixels when present; else the documented text-only form, a masked [1, 1, H] image_embeds),
+    (pixels when present, through the net's conv stem if it has one; else the documented text-only form, a masked [1, 1, H] image_embeds),
     each row the plain mean of `hidden_states[layer]` over the modality's positions."""
     images = net.image_names
     rows, logits = [], []
@@ -83,7 +83,11 @@ def reference_vilt(net: ViltNet, inputs: dict, present: dict, layers: list[int])
         text_rows, image_rows, pooled = [], [], []
         for i, name in enumerate(images):
             if present[name][b]:
-                image = {"pixel_values": inputs[name][b : b + 1], "pixel_mask": torch.ones(1, SIZE, SIZE, dtype=torch.long)}
+                pixels = inputs[name][b : b + 1]
+                image = {
+                    "pixel_values": pixels if net.stem is None else net.stem(pixels),
+                    "pixel_mask": torch.ones(1, SIZE, SIZE, dtype=torch.long),
+                }
             else:
                 image = {"image_embeds": torch.zeros(1, 1, HIDDEN), "pixel_mask": torch.zeros(1, 1, dtype=torch.long)}
             out = net.vilt(input_ids=ids, attention_mask=attention, image_token_type_idx=i + 1, output_hidden_states=True, **image)
@@ -101,9 +105,9 @@ def reference_vilt(net: ViltNet, inputs: dict, present: dict, layers: list[int])
 # (a) rows equal an independent computation from the HF model's hidden_states
 
 
-@pytest.mark.parametrize("num_images", [1, 2])
-def test_vilt_rows_equal_the_mean_of_hf_hidden_states_over_each_modality(num_images):
-    net = vilt_net(num_images, layers=[0, 1, -1])
+@pytest.mark.parametrize("num_images, conv_stem", [(1, 0), (2, 0), (2, 5)])
+def test_vilt_rows_equal_the_mean_of_hf_hidden_states_over_each_modality(num_images, conv_stem):
+    net = vilt_net(num_images, layers=[0, 1, -1], conv_stem=conv_stem)
     inputs = make_batch(num_images)
     present = with_absences(inputs)
     with torch.no_grad():
@@ -417,6 +421,13 @@ def test_pretrained_vilt_refuses_data_that_does_not_match(saved_nlvr2, data, mes
     assert "\n" not in str(err.value)
 
 
+def test_pretrained_vilt_refuses_a_conv_stem(saved_nlvr2):
+    with pytest.raises(
+        GramkdError, match=r"^ViltNet: conv_stem builds a new image front end; it needs a ViLT built from sizes, not pretrained=$"
+    ):
+        ViltNet(modalities(2), num_classes=3, pretrained=str(saved_nlvr2), conv_stem=8)
+
+
 def test_pretrained_vilt_refuses_other_channels(saved_nlvr2):
     data = modalities(2)
     data["left"]["shape"] = data["right"]["shape"] = [3, SIZE, SIZE]
@@ -479,6 +490,7 @@ def test_the_package_imports_without_transformers_and_says_how_to_install_it(mon
     [
         lambda: vilt_net(2, dropout=0.1, max_image_length=3),
         lambda: vilt_net(2, dropout=0.1, image_pairing="joint"),
+        lambda: vilt_net(2, conv_stem=3),
         lambda: clip_net(2, dropout=0.1),
     ],
 )

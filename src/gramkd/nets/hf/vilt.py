@@ -40,6 +40,10 @@ class ViltNet(nn.Module):
     `image_pairing=joint` puts both images in one sequence (text, left, right; image i with type
     i+1) so that attention compares them directly, with a head on the one pooled output; the
     default `separate` is HF's NLVR2 model.
+
+    `conv_stem=C` > 0 puts two 3x3 convolutions (C channels, image size kept) before ViLT's patch
+    projection, which then cuts the C-channel feature map into patches (a hybrid ViT: a convolutional
+    front end learns small strokes better than a linear patch projection on few images).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class ViltNet(nn.Module):
         layer: int = -1,
         layers: list[int] | None = None,
         image_pairing: str = "separate",
+        conv_stem: int = 0,
         pretrained: str | None = None,
     ):
         super().__init__()
@@ -80,11 +85,15 @@ class ViltNet(nn.Module):
             "max_image_length": max_image_length,
             "layer": layer,
             "layers": layers,
+            "conv_stem": conv_stem,
             "pretrained": pretrained,
         }
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
         self.image_shape = specs[self.image_names[0]].shape
+        if conv_stem and pretrained:
+            raise GramkdError("ViltNet: conv_stem builds a new image front end; it needs a ViLT built from sizes, not pretrained=")
+        self.stem = conv_stem_layers(self.image_shape[0], conv_stem) if conv_stem else None
         if pretrained:
             self.vilt, self.classifier = vilt_from_pretrained(
                 str(pretrained), specs, self.text_name, self.image_names, self.num_classes, self.joint
@@ -99,6 +108,7 @@ class ViltNet(nn.Module):
                 "dropout": dropout,
                 "initializer_range": initializer_range,
                 "max_position_embeddings": max_position_embeddings,
+                "num_channels": conv_stem or self.image_shape[0],
             }
             self.vilt, self.classifier = vilt_from_sizes(specs, self.text_name, self.image_names, self.num_classes, sizes, self.joint)
         depth = self.vilt.config.num_hidden_layers
@@ -152,6 +162,8 @@ class ViltNet(nn.Module):
         """
         embeddings = self.vilt.embeddings
         pixels = torch.cat([image_inputs(inputs[m], presence[m], m, self.image_shape) for m in self.image_names])
+        if self.stem is not None:
+            pixels = self.stem(pixels)
         patches = embeddings.patch_embeddings(pixels).flatten(2).transpose(1, 2) + embeddings.position_embeddings[:, 1:]
         if self.training and 0 < self.max_image_length < patches.shape[1]:
             keep = torch.rand(patches.shape[:2], device=patches.device).argsort(1)[:, : self.max_image_length]
@@ -181,3 +193,10 @@ class ViltNet(nn.Module):
         by_name = {self.text_name: text, **dict(zip(self.image_names, images))}
         rows = torch.stack([by_name[m] for m in self.modality_names], 1)
         return rows.where(mask.unsqueeze(-1), 0)
+
+
+def conv_stem_layers(in_channels: int, channels: int) -> nn.Sequential:
+    """Two 3x3 convolutions with GELUs, [B, in, H, W] -> [B, channels, H, W]."""
+    if channels < 0:
+        raise GramkdError(f"ViltNet: conv_stem={channels}; give a channel count > 0, or 0 for none")
+    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, channels, 3, padding=1), nn.GELU())

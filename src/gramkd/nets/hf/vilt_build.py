@@ -18,9 +18,10 @@ def vilt_from_sizes(
     specs: Mapping[str, ModalitySpec], text: str, images: list[str], num_classes: int, sizes: dict, joint: bool = False
 ) -> tuple[nn.Module, nn.Module]:
     """A randomly initialised ViltModel and head (HF's ViltForImagesAndTextClassification's; on
-    the one pooled output when the images share one sequence)."""
+    the one pooled output when the images share one sequence). `sizes` holds the config's sizes,
+    `num_channels` included (the image's, or a stem's output)."""
     transformers = require_transformers()
-    channels, size, _ = specs[images[0]].shape
+    _, size, _ = specs[images[0]].shape
     length = specs[text].shape[1]
     max_positions = sizes.pop("max_position_embeddings") or length
     if max_positions < length:
@@ -36,7 +37,6 @@ def vilt_from_sizes(
         vocab_size=specs[text].vocab_size,
         max_position_embeddings=max_positions,
         image_size=size,
-        num_channels=channels,
         num_images=len(images),
         modality_type_vocab_size=len(images) + 1,
         num_labels=num_classes,
