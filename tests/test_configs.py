@@ -44,7 +44,7 @@ def features_dir(tmp_path_factory):
     return folder
 
 
-SMALL_DIGITS = "+data.sizes={train: 48, val: 24, test: 24}"
+SMALL_DIGITS = "data.sizes={train: 48, val: 24, test: 24}"
 
 
 @pytest.fixture(scope="module")
@@ -307,3 +307,16 @@ def test_ablation_jobs_share_the_tuned_settings_of_kd_gram(data, method, compose
                 assert getattr(term, key) == value, (term.name, key)
         if term.name == "gram":
             assert term.source == ("modality_logits" if method == "gram_logits" else "modality_features")
+
+
+def test_teacher_data_applies_on_top_of_the_students_data(compose_fit):
+    from gramkd.identity import run_key
+    from gramkd.teacher import teacher_run_config
+
+    plain = compose_fit(["experiment=digits_nlvr/kd_gram", SMALL_DIGITS, "teacher.data=null"])
+    more = compose_fit(["experiment=digits_nlvr/kd_gram", SMALL_DIGITS, "teacher.data={sizes: {train: 96, val: 24, test: 24}}"])
+    teacher = teacher_run_config(more).data
+    assert OmegaConf.to_container(teacher.sizes) == {"train": 96, "val": 24, "test": 24} and more.data.sizes.train == 48
+    assert {k: v for k, v in teacher.items() if k != "sizes"} == {k: v for k, v in more.data.items() if k != "sizes"}
+    assert teacher_run_config(plain).data == plain.data
+    assert run_key(teacher_run_config(more)) != run_key(teacher_run_config(plain))

@@ -136,7 +136,7 @@ def test_odd_or_missing_sizes_are_refused():
 
 
 def test_the_config_generates_the_folder_on_first_use(compose_fit, tmp_path):
-    cfg = compose_fit(["data=digits_nlvr", "+data.sizes={train: 48, val: 24, test: 24}"])
+    cfg = compose_fit(["data=digits_nlvr", "data.sizes={train: 48, val: 24, test: 24}"])
     data = instantiate(cfg.data)
     data.setup()
     folder = Path(cfg.paths.cache_dir) / "digits_nlvr-0-48-24-24"
@@ -158,3 +158,18 @@ def test_cli_writes_the_folder_and_refuses_a_non_empty_one(tmp_path, monkeypatch
         main(["data", "digits-nlvr", str(tmp_path / "out")])
     assert exited.value.code == 2
     assert capsys.readouterr().err == f"gramkd: error: {tmp_path / 'out'} is not empty; give a new or empty folder for digits_nlvr\n"
+
+
+def test_token_ids_do_not_depend_on_the_training_splits_size(compose_fit):
+    """A teacher trained on more statements must read the student's batches with the same ids."""
+
+    def test_split(train: int):
+        cfg = compose_fit(["data=digits_nlvr", f"data.sizes={{train: {train}, val: 24, test: 24}}", "data.batch_size=24"])
+        data = instantiate(cfg.data)
+        data.setup()
+        return data.modalities["text"]["vocab_size"], next(iter(data.test_dataloader()))["inputs"]["text"]
+
+    (small_vocab, small), (large_vocab, large) = test_split(24), test_split(96)
+    words = {w for sentence in digits_nlvr.every_sentence() for w in sentence.split()}
+    assert small_vocab == large_vocab == 4 + len(words)
+    assert torch.equal(small, large)  # the same test statements, the same ids

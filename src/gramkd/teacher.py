@@ -38,11 +38,12 @@ def teacher_source(spec: DictConfig) -> str:
 
 
 def teacher_run_config(cfg: DictConfig) -> DictConfig:
-    """The teacher experiment's config, on the student's data (same split), with the teacher's seed."""
+    """The teacher experiment's config, on the student's data (same split) with `teacher.data`'s
+    settings on top (e.g. more training statements), with the teacher's seed."""
     spec = cfg.teacher
     teacher_cfg = compose("fit", [f"experiment={spec.experiment}", f"seed={spec.seed}", *spec.get("overrides", [])])
     with open_dict(teacher_cfg):
-        teacher_cfg.data = cfg.data  # its `${seed}` now resolves to the teacher's seed
+        teacher_cfg.data = OmegaConf.merge(cfg.data, spec.get("data") or {})  # its `${seed}` now resolves to the teacher's seed
         teacher_cfg.paths = cfg.paths
         teacher_cfg.trainer.accelerator = cfg.trainer.accelerator
     return teacher_cfg

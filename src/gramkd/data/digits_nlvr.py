@@ -212,10 +212,22 @@ def digits_nlvr_folder(root: str | Path, seed: int = 0, sizes: dict[str, int] | 
 
 
 class DigitsNLVRDataModule(ImageTextDataModule):
-    """The image_text data module (format nlvr2) on digits_nlvr, generated under `root` on first use."""
+    """The image_text data module (format nlvr2) on digits_nlvr, generated under `root` on first use.
+
+    Its word vocabulary is every sentence the templates can say, so token ids do not depend on the
+    split's size: a teacher trained on more statements reads the student's batches alike.
+    """
 
     def __init__(self, root: str | None = None, data_seed: int = 0, sizes: dict[str, int] | None = None, **kwargs):
         root = Path(root) if root is not None else default_cache_dir().parent
         kwargs.setdefault("image_size", (16, 16))
         kwargs.setdefault("channels", 1)
         super().__init__(path=str(digits_nlvr_folder(root, data_seed, sizes)), format="nlvr2", **kwargs)
+
+    def vocabulary_texts(self, records: dict) -> list[str]:
+        return every_sentence()
+
+
+def every_sentence() -> list[str]:
+    """Each template with each of its numbers."""
+    return [t.sentence(n) for t in TEMPLATES for n in (t.numbers or (None,))]

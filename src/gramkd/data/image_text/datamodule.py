@@ -109,12 +109,15 @@ class ImageTextDataModule(L.LightningDataModule):
     # -- building -------------------------------------------------------------------------------
     def _prepare(self) -> PreparedSplits:
         records = read_layout(self.layout, self.folder, self.images)
-        train_texts = [example.text for example in records["train"].examples]
-        tokenizer = text_tokenizer(self.tokenizer, train_texts, self.max_text_length, self.cache_dir)
+        tokenizer = text_tokenizer(self.tokenizer, self.vocabulary_texts(records), self.max_text_length, self.cache_dir)
         texts = {split: tokenizer.encode([e.text for e in records[split].examples]) for split in SPLITS}
         for split in SPLITS:
             _check_words(records[split], texts[split])
         return PreparedSplits(records, texts, tokenizer.vocab_size)
+
+    def vocabulary_texts(self, records: dict) -> list[str]:
+        """The texts a word-level tokenizer is fitted on: the training split's."""
+        return [example.text for example in records["train"].examples]
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
