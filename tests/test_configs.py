@@ -320,3 +320,16 @@ def test_teacher_data_applies_on_top_of_the_students_data(compose_fit):
     assert {k: v for k, v in teacher.items() if k != "sizes"} == {k: v for k, v in more.data.items() if k != "sizes"}
     assert teacher_run_config(plain).data == plain.data
     assert run_key(teacher_run_config(more)) != run_key(teacher_run_config(plain))
+
+
+def test_digits_nlvr_students_teacher_trains_on_the_teacher_experiments_data(compose_fit):
+    """The teacher a student distils from is the one `experiment=digits_nlvr/teacher` trains."""
+    from gramkd.teacher import teacher_run_config
+
+    for method in ("kd", "kd_gram", "kd_gram_mm"):
+        student = compose_fit([f"experiment=digits_nlvr/{method}"])
+        assert student.data.sizes is None  # the students' 8 000 training statements
+        teacher = teacher_run_config(student)
+        alone = compose_fit(["experiment=digits_nlvr/teacher"])
+        assert OmegaConf.to_container(teacher.data, resolve=True) == OmegaConf.to_container(alone.data, resolve=True)
+        assert teacher.net == alone.net and teacher.module == alone.module and teacher.trainer == alone.trainer

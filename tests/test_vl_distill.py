@@ -2,6 +2,7 @@
 teacher loaded with from_pretrained, ViLT and MultimodalNet students, and back again."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -106,3 +107,21 @@ def test_cross_architecture_distillation(compose_fit, tmp_path, student, teacher
     for name, value in teacher_net.state_dict().items():
         assert torch.equal(module.teacher.state_dict()[name], value), name
     assert 0 <= metrics["test/acc"] <= 1 and metrics["test/gram_mse"] >= 0
+
+
+def test_a_checkpoint_on_text_tokenised_otherwise_is_refused(from_pretrained_teacher, tmp_path):
+    """Token ids that meant other words when the net was trained must not be read silently."""
+    _, module, trainer = from_pretrained_teacher
+    checkpoint = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    assert checkpoint["gramkd"]["vocabulary"] == trainer.datamodule.vocabulary_key
+    checkpoint["gramkd"]["vocabulary"] = "0123456789abcdef"
+    other = tmp_path / "other_vocabulary.ckpt"
+    torch.save(checkpoint, other)
+    said = r"was trained on text tokenised with another vocabulary \(key 0123456789abcdef; the data's is [0-9a-f]{16}\)"
+    result = run_gramkd(["test", f"ckpt_path={other}", "trainer.enable_progress_bar=false"], tmp_path)
+    assert result.returncode == 2 and re.search(f"^gramkd: error: checkpoint {other} {said}", result.stderr, re.M), result.stderr[-2000:]
+    overrides = [*SMALL_DATA, *FAST, *TINY_VILT_STUDENT, *DISTILL, f"teacher.ckpt_path={other}"]
+    result = run_gramkd(["fit", *overrides], tmp_path)
+    assert result.returncode == 2 and re.search(f"^gramkd: error: teacher checkpoint {other} {said}", result.stderr, re.M), result.stderr[
+        -2000:
+    ]

@@ -35,3 +35,14 @@ def net_state_dict(checkpoint: dict, path) -> dict[str, torch.Tensor]:
     if not weights:
         raise GramkdError(f"checkpoint {path} holds no net weights (no 'net.*' keys in its state_dict)")
     return weights
+
+
+def check_vocabulary(checkpoint: dict, datamodule, path) -> None:
+    """Refuse a net trained on text whose token ids meant other words than the data's do now."""
+    saved = (checkpoint.get("gramkd") or {}).get("vocabulary")
+    current = getattr(datamodule, "vocabulary_key", None)
+    if saved and current and saved != current:
+        raise GramkdError(
+            f"{path} was trained on text tokenised with another vocabulary (key {saved}; the data's is {current}), so its token ids "
+            "would stand for other words: tokenise as it was trained (the same data.tokenizer, or the same training texts)"
+        )

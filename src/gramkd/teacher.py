@@ -15,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from gramkd.checkpoints import safe_load, without_net_prefix
+from gramkd.checkpoints import check_vocabulary, safe_load, without_net_prefix
 from gramkd.config import available, compose, config_dir
 from gramkd.errors import GramkdError, first_line
 from gramkd.nets.build import instantiate_net, net_node
@@ -80,6 +80,7 @@ def load_teacher(path: str | Path, datamodule, configured: dict | None) -> nn.Mo
     """A gramkd checkpoint, rebuilt from the net it records, or a plain state_dict for the
     `configured` net node."""
     checkpoint = read_checkpoint(path)
+    check_vocabulary(checkpoint, datamodule, f"teacher checkpoint {path}")
     node = (checkpoint.get("gramkd") or {}).get("net") or configured
     if node is None:
         raise GramkdError(f"teacher checkpoint {path} is a plain state_dict: set teacher.net to the net it belongs to")

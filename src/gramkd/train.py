@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gramkd.checkpoints import load_checkpoint, net_state_dict
+from gramkd.checkpoints import check_vocabulary, load_checkpoint, net_state_dict
 from gramkd.config import compose
 from gramkd.errors import GramkdError, first_line
 from gramkd.identity import config_fingerprint, flat_config, run_key
@@ -92,7 +92,7 @@ def build_module(cfg: DictConfig, datamodule, references: dict) -> tuple[L.Light
                 cfg, datamodule, lambda run_cfg, label: fit_cached(run_cfg, cfg.paths.cache_dir, label)
             )
     module = instantiate(cfg.module, net=net, **extra)
-    module.run_config = {"net": node, "data": portable_data_config(cfg.data)}
+    module.run_config = {"net": node, "data": portable_data_config(cfg.data), "vocabulary": getattr(datamodule, "vocabulary_key", None)}
     return module, terms
 
 
@@ -171,6 +171,7 @@ def test(cfg: DictConfig) -> dict:
     saved = checkpoint["gramkd"]
     datamodule = instantiate(OmegaConf.merge(saved["data"], cfg.data))
     datamodule.setup()
+    check_vocabulary(checkpoint, datamodule, f"checkpoint {cfg.ckpt_path}")
     net = instantiate_net(saved["net"], "net of the checkpoint")
     net.load_state_dict(net_state_dict(checkpoint, cfg.ckpt_path))
     module = ClassifierModule(net, optimizer=None)

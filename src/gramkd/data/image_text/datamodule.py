@@ -24,6 +24,7 @@ class PreparedSplits:
     records: dict[str, SplitRecords]
     texts: dict[str, EncodedTexts]
     vocab_size: int
+    vocabulary_key: str  # see tokenizer.vocabulary_key
 
 
 class ImageTextDataModule(L.LightningDataModule):
@@ -100,6 +101,12 @@ class ImageTextDataModule(L.LightningDataModule):
         return sum(len(records.examples) for records in self.prepared.records.values())
 
     @property
+    def vocabulary_key(self) -> str:
+        """Which token ids the text gets (a hash of the tokenizer's vocabulary): checkpoints record
+        it, and a net is refused on text tokenised otherwise."""
+        return self.prepared.vocabulary_key
+
+    @property
     def prepared(self) -> PreparedSplits:
         """The checked splits and their token ids (no image decoded yet); built on first use."""
         if self._prepared is None:
@@ -113,7 +120,7 @@ class ImageTextDataModule(L.LightningDataModule):
         texts = {split: tokenizer.encode([e.text for e in records[split].examples]) for split in SPLITS}
         for split in SPLITS:
             _check_words(records[split], texts[split])
-        return PreparedSplits(records, texts, tokenizer.vocab_size)
+        return PreparedSplits(records, texts, tokenizer.vocab_size, tokenizer.vocabulary_key)
 
     def vocabulary_texts(self, records: dict) -> list[str]:
         """The texts a word-level tokenizer is fitted on: the training split's."""

@@ -7,6 +7,7 @@ The word-level tokenizer lowercases, splits on whitespace and punctuation, reser
 """
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ class EncodedTexts:
     words: np.ndarray  # [N] int, tokens that are not special ([CLS], [SEP], padding)
 
 
+def vocabulary_key(vocabulary: dict[str, int]) -> str:
+    """A short hash of a tokenizer's word -> id mapping: equal keys, equal token ids."""
+    return hashlib.sha256(json.dumps(sorted(vocabulary.items())).encode()).hexdigest()[:16]
+
+
 class WordTokenizer:
     def __init__(self, tokenizer, max_length: int):
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=max_length)
@@ -36,6 +42,10 @@ class WordTokenizer:
     @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
+
+    @property
+    def vocabulary_key(self) -> str:
+        return vocabulary_key(self.tokenizer.get_vocab())
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         return in_chunks(self._encode, texts)
@@ -55,6 +65,10 @@ class PretrainedTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
+
+    @property
+    def vocabulary_key(self) -> str:
+        return vocabulary_key(self.tokenizer.get_vocab())
 
     def encode(self, texts: list[str]) -> EncodedTexts:
         return in_chunks(self._encode, texts)
