@@ -47,29 +47,30 @@ WORDS = "the a cat dog man woman car house tree sky red blue green big small old
 
 # Found outside this script (2026-11-26), by the probes it names; kept beside the numbers that it explains.
 DIAGNOSIS = [
-    "Why, as diagnosed outside this script (2026-11-26, one-epoch fits on 10 000 images with the cache built, `RssAnon` "
-    "sampled every 2 s, glibc `mallinfo2()` and the live tensors counted at the end of the training epoch; the data "
-    "module alone on 50 000 texts with `tracemalloc`):",
+    "Why, as diagnosed outside this script (2026-11-26; one-epoch fits with the cache built, `RssAnon` sampled every "
+    "0.5 s; the data module alone step by step, with `tracemalloc`):",
     "",
-    "- **The fit grows per training step, not per cached image.** Anonymous memory rose steadily through the epoch, "
-    "about 0.7 MB a step (313 steps: 395 to 611 MB). glibc's heap grew from 199 to 413 MB while what was in use went "
-    "from 153 to only 173 MB: 240 MB freed but not given back to the system (fragmentation). Run with "
-    "`MALLOC_MMAP_THRESHOLD_=131072`, which stops glibc raising that threshold, so large blocks are mapped and "
-    "unmapped, the same epoch grew the heap by 6 MB.",
-    "- **What pins the heap:** long-lived allocations made every step. `ClassifierModule.log_train_step` hands the "
-    "training logits, not detached, to the train metrics. `MulticlassAUROC` (thresholds=None) keeps every batch's "
-    "predictions, and when all of a batch's logits lie in [0, 1] it keeps the logits themselves, autograd graph and "
-    "all: 187 of 313 graphs were still alive at the epoch's end. With `logits.detach()` and "
-    "`MulticlassAUROC(thresholds=200)` (constant state) the heap grew by 42 MB instead of 214 MB.",
-    "- **The texts:** `WordTokenizer.encode` encodes all training texts in one `encode_batch`: at 50 000 texts it "
-    "raised the peak by about 220 MB, which the allocator then keeps (encoding in chunks of 1 000 texts: +28 MB "
-    "instead of +267 MB). The records (an `Example` with `Path`s for each row) hold about 1 KB per example "
-    "(`tracemalloc`: 52 MB at 50 000), and the token ids are kept as int64 `[N, 2, T]` (640 bytes a row at T = 40).",
+    "- **The fit grew per training step, not per cached image.** Before the change below, a 50 000-image fit rose "
+    "steadily through its epoch, about 1.2 MB a step (anonymous 830 to 2 215 MB over 1 563 steps; peak RSS 2 356 MB), "
+    "a 10 000-image fit to 776 MB. With `MALLOC_MMAP_THRESHOLD_=131072` (glibc maps and unmaps large blocks instead of "
+    "reusing its heap) the 10 000-image fit peaked at 406 MB, and with the train metrics not fed at all it stayed flat "
+    "at ~388 MB: heap fragmentation, pinned by the train metrics.",
+    "- **What pinned the heap:** `BatchedUpdates` (gramkd.modules.metrics) kept every step's logits (detached) and "
+    "targets as the step's own small tensors until the epoch's end, each allocated among the step's MB-sized blocks "
+    "(a batch of images is 1.5 MB in float32), so glibc could not reuse those blocks whole and grew its heap every "
+    "step. It now copies each step's rows into two buffers allocated once (room for `max_elements` logits): the same "
+    "50 000-image fit stays flat through the epoch, peak RSS 646 MB (2 000 images: 524 MB).",
+    "- **The data module:** it kept an `Example` with `Path`s for each row (~1 KB per example; `tracemalloc`: 62 MB held "
+    "at 50 000) after parsing every JSON line of a split at once (75 MB traced peak), and int64 token ids `[N, 2, T]` "
+    "(32 MB at 50 000). Now the split files are read a line at a time (twice: first JSON and labels are checked, then "
+    "the rows are collected) into columns: line numbers, labels and image rows as int64 arrays, the distinct image "
+    "paths as strings, the texts dropped once tokenised; token ids stay int32 and masks bool (int64 only per batch); "
+    "chunked encoding fills arrays sized once. Fits then: 555 MB at 50 000 against 522 MB at 2 000 (cache built), "
+    "565 against 526 MB (first build).",
     "- **The build:** rows assigned into an `open_memmap` of the whole file stay resident as dirty file pages until "
     "the file is closed (the file-backed peak above); writing 4 MB blocks with plain writes holds one block.",
-    "- **Run to run:** how far the heap fragments depends on timing and allocation order. An earlier full run the same "
-    "day measured the 50 000-image fits at 2 011 / 2 110 / 1 889 MB (first build / cache built / open_memmap): the fit "
-    "rows move by hundreds of MB between runs, the data-module rows by a few MB.",
+    "- **Run to run:** while the heap fragmented, the 50 000-image fits moved by hundreds of MB between runs (2 011 / "
+    "2 110 / 1 889 MB in one run, 1 742 / 1 507 / 1 688 MB in the next); the data-module rows move by a few MB.",
 ]
 
 FULL = {"speed_rows": 10_000, "rounds": 5, "memory_rows": (2_000, 50_000), "batch_size": 32}
@@ -148,7 +149,7 @@ def decoding_dataset(cached):
             rows = torch.as_tensor(positions, dtype=torch.long)
             pixels = torch.stack([self._decoded(self.paths[p]) for p in positions])
             return {
-                "inputs": {"text": cached.tokens[rows], "image": (pixels.float().div_(255) - cached.mean) / cached.std},
+                "inputs": {"text": cached.tokens(rows), "image": (pixels.float().div_(255) - cached.mean) / cached.std},
                 "present": {m: torch.ones(len(rows), dtype=torch.bool) for m in ("text", "image")},
                 "target": cached.labels[rows],
                 "index": rows + cached.first_index,
@@ -196,7 +197,8 @@ def measure_speed(rows: int, rounds: int, batch_size: int) -> dict:
     setup_seconds = time.perf_counter() - started
     cached_loader = data.train_dataloader()
     train = data.datasets["train"]
-    paths = [example.images[0] for example in data.prepared.records["train"].examples]
+    records = data.prepared.records["train"]
+    paths = [Path(records.images[row]) for row in records.image_rows[:, 0]]
     baseline = decoding_dataset(train)(paths)
     decoding_loader = DataLoader(baseline, batch_size=batch_size, sampler=cached_loader.sampler, collate_fn=as_batch)
     check_same_batches(cached_loader, decoding_loader)
@@ -287,13 +289,11 @@ def use_memmap_build() -> None:
     from gramkd.data.image_text import image_cache
 
     def build(file, records, size, channels):
-        first_use = image_cache._first_use(records)
-        paths = records.images
         temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
         try:
-            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(paths), channels, *size))
-            for row, path in enumerate(paths):
-                out[row] = image_cache._decode_checked(path, first_use[path], size, channels)
+            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(records.images), channels, *size))
+            for row in range(len(records.images)):
+                out[row] = image_cache.decode_checked(records, row, size, channels)
             out.flush()
             del out
             os.replace(temporary, file)

@@ -173,6 +173,16 @@ def test_long_texts_are_cut_to_max_text_length_and_keep_their_sep(memes):
     assert tokens.shape == (4, 2, 3) and (tokens[:, 0, 0] == 2).all() and (tokens[:, 0, 2] == 3).all() and (tokens[:, 1] == 1).all()
 
 
+def test_texts_encoded_in_chunks_equal_one_batch():
+    from gramkd.data.image_text.tokenizer import WordTokenizer, fit_word_tokenizer, in_chunks
+
+    texts = [" ".join(["cat", "dog", "sat"][: 1 + i % 3] * (1 + i % 4)) for i in range(7)]
+    tokenizer = WordTokenizer(fit_word_tokenizer(texts), max_length=6)
+    whole, chunked = tokenizer._encode(texts), in_chunks(tokenizer._encode, texts, chunk=3)  # chunks of 3, 3, 1
+    for name in ("ids", "mask", "words"):
+        assert getattr(chunked, name).dtype == getattr(whole, name).dtype and np.array_equal(getattr(chunked, name), getattr(whole, name))
+
+
 def test_snli_ve_reads_ids_with_and_without_jpg_in_grey(snli):
     data = load(snli, channels=1, mean=[0.25], std=[2.0])
     assert data.layout.name == "snli_ve" and data.num_classes == 3

@@ -98,7 +98,7 @@ class ImageTextDataModule(L.LightningDataModule):
     @property
     def num_rows(self) -> int:
         """Examples of all splits together (the batch's `index` runs below it)."""
-        return sum(len(records.examples) for records in self.prepared.records.values())
+        return sum(len(records.labels) for records in self.prepared.records.values())
 
     @property
     def vocabulary_key(self) -> str:
@@ -117,14 +117,15 @@ class ImageTextDataModule(L.LightningDataModule):
     def _prepare(self) -> PreparedSplits:
         records = read_layout(self.layout, self.folder, self.images)
         tokenizer = text_tokenizer(self.tokenizer, self.vocabulary_texts(records), self.max_text_length, self.cache_dir)
-        texts = {split: tokenizer.encode([e.text for e in records[split].examples]) for split in SPLITS}
+        texts = {split: tokenizer.encode(records[split].texts) for split in SPLITS}
         for split in SPLITS:
             _check_words(records[split], texts[split])
+            records[split].texts = []  # token ids from here
         return PreparedSplits(records, texts, tokenizer.vocab_size, tokenizer.vocabulary_key)
 
     def vocabulary_texts(self, records: dict) -> list[str]:
         """The texts a word-level tokenizer is fitted on: the training split's."""
-        return [example.text for example in records["train"].examples]
+        return records["train"].texts
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -134,12 +135,8 @@ class ImageTextDataModule(L.LightningDataModule):
         for split in SPLITS:
             records = prepared.records[split]
             images = cached_images(records, self.image_size, self.channels, self.cache_dir, self.layout.name)
-            row_of = {path: row for row, path in enumerate(records.images)}
-            image_rows = {
-                name: np.array([row_of[example.images[i]] for example in records.examples], dtype=np.int64)
-                for i, name in enumerate(self.layout.image_modalities)
-            }
-            labels = np.array([example.label for example in records.examples], dtype=np.int64)
+            image_rows = {name: np.ascontiguousarray(records.image_rows[:, i]) for i, name in enumerate(self.layout.image_modalities)}
+            labels = records.labels
             text = (TEXT, prepared.texts[split].ids, prepared.texts[split].mask)
             shift = self.max_shift if split == "train" else 0
             self.datasets[split] = ImageTextDataset(text, images, image_rows, labels, first_index, self.mean, self.std, shift)
@@ -168,8 +165,8 @@ def default_cache_dir() -> Path:
 def _check_words(records: SplitRecords, texts: EncodedTexts) -> None:
     empty = np.flatnonzero(texts.words == 0)
     if len(empty):
-        example = records.examples[empty[0]]
-        raise GramkdError(f"{example.where}: the text {example.text!r} tokenises to nothing but special tokens; give it words")
+        row = empty[0]
+        raise GramkdError(f"{records.where(row)}: the text {records.texts[row]!r} tokenises to nothing but special tokens; give it words")
 
 
 def _existing_folder(path: str | None, key: str) -> Path:

@@ -28,7 +28,7 @@ class ImageTextDataset(Dataset):
         max_shift: int = 0,
     ):
         self.text_name, ids, mask = text
-        self.tokens = torch.stack([torch.from_numpy(ids).long(), torch.from_numpy(mask).long()], dim=1)  # [N, 2, T]
+        self.text_ids, self.text_mask = torch.from_numpy(ids), torch.from_numpy(mask)  # as given: int64 only per batch
         self.images, self.image_rows = images, image_rows
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.first_index = first_index
@@ -42,7 +42,7 @@ class ImageTextDataset(Dataset):
 
     def __getitems__(self, positions: list[int]) -> dict:
         rows = torch.as_tensor(positions, dtype=torch.long)
-        inputs = {self.text_name: self.tokens[rows]}
+        inputs = {self.text_name: self.tokens(rows)}
         for name, image_rows in self.image_rows.items():
             inputs[name] = self._pixels(image_rows[rows.numpy()])
         return {
@@ -51,6 +51,10 @@ class ImageTextDataset(Dataset):
             "target": self.labels[rows],
             "index": rows + self.first_index,
         }
+
+    def tokens(self, rows: torch.Tensor) -> torch.Tensor:
+        """[B, 2, T] int64: the rows' token ids and attention masks."""
+        return torch.stack([self.text_ids[rows].long(), self.text_mask[rows].long()], dim=1)
 
     def _pixels(self, image_rows: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(self.images.take(image_rows)).float().div_(255)

@@ -23,7 +23,7 @@ BLOCK_BYTES = 4 << 20  # decoded rows held before they are written
 
 
 def image_cache_key(records: SplitRecords, size: tuple[int, int], channels: int) -> str:
-    entries = [(str(path), *records.image_stats[path]) for path in records.images]
+    entries = [(str(path), *stats) for path, stats in zip(records.images, records.image_stats.tolist())]
     digest = hashlib.sha256(repr((CACHE_VERSION, tuple(size), channels, entries)).encode())
     return digest.hexdigest()[:16]
 
@@ -71,17 +71,15 @@ def _open(file: Path, shape: tuple[int, ...]) -> DiskArray | None:
 def _build(file: Path, records: SplitRecords, size: tuple[int, int], channels: int) -> None:
     """Decode every image into `file`, a block of rows at a time written with plain writes: the process
     holds one block (a mapped output would keep every written page in its resident set)."""
-    first_use = _first_use(records)
-    paths = records.images
-    shape = (len(paths), channels, *size)
+    shape = (len(records.images), channels, *size)
     block = np.empty((max(1, BLOCK_BYTES // (channels * size[0] * size[1])), *shape[1:]), np.uint8)
     temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as out:
             np.lib.format.write_array_header_1_0(out, {"descr": "|u1", "fortran_order": False, "shape": shape})
             filled = 0
-            for path in _progress(paths, f"decoding {records.split} images"):
-                block[filled] = _decode_checked(path, first_use[path], size, channels)
+            for row in _progress(range(len(records.images)), f"decoding {records.split} images"):
+                block[filled] = decode_checked(records, row, size, channels)
                 filled += 1
                 if filled == len(block):
                     out.write(block.data)
@@ -94,26 +92,18 @@ def _build(file: Path, records: SplitRecords, size: tuple[int, int], channels: i
         temporary.unlink(missing_ok=True)
 
 
-def _decode_checked(path: Path, used_at: str, size, channels) -> np.ndarray:
+def decode_checked(records: SplitRecords, row: int, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Image `row` of the split decoded; a GramkdError naming its first use if it cannot be."""
     from PIL import Image
 
     try:
-        return decode_image(path, size, channels)
+        return decode_image(Path(records.images[row]), size, channels)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         reason = str(err).splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GramkdError(f"{used_at} cannot be decoded as an image ({reason}); replace or remove it") from None
+        raise GramkdError(f"{records.used_at(row)} cannot be decoded as an image ({reason}); replace or remove it") from None
 
 
-def _first_use(records: SplitRecords) -> dict[Path, str]:
-    """For each image, the first example that uses it, as messages name it: "train.jsonl line 3: img/3.png"."""
-    first: dict[Path, str] = {}
-    for example in records.examples:
-        for path, shown in zip(example.images, example.shown):
-            first.setdefault(path, f"{example.where}: {shown}")
-    return first
-
-
-def _progress(items: list, description: str):
+def _progress(items, description: str):
     from rich.console import Console
     from rich.progress import track
 

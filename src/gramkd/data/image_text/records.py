@@ -5,6 +5,7 @@ the line, so that a user can open the file at the place to fix.
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Line:
 
     where: str
     record: dict
+    number: int = 0  # the line in its file
 
     def field(self, name: str, fields: tuple[str, ...]):
         if name not in self.record:
@@ -57,18 +59,16 @@ def shown_path(path: Path, folder: Path) -> str:
         return str(path)
 
 
-def read_json_lines(file: Path, folder: Path) -> list[Line]:
-    """The JSON objects of a JSON-lines file, one per non-blank line."""
+def read_json_lines(file: Path, folder: Path) -> Iterator[Line]:
+    """The JSON objects of a JSON-lines file, one per non-blank line, read as they are asked for."""
     name = shown_path(file, folder)
-    lines = []
     try:
         with open(file, encoding="utf-8") as handle:
             for number, raw in enumerate(handle, start=1):
                 if raw.strip():
-                    lines.append(Line(f"{name} line {number}", _parse(raw, name, number)))
+                    yield Line(f"{name} line {number}", _parse(raw, name, number), number)
     except UnicodeDecodeError as err:
         raise GramkdError(f"{name} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 JSON lines") from None
-    return lines
 
 
 def _parse(raw: str, name: str, number: int) -> dict:

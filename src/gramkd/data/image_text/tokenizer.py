@@ -88,10 +88,18 @@ class PretrainedTokenizer:
 
 
 def in_chunks(encode, texts: list[str], chunk: int = 1000) -> EncodedTexts:
-    """Encode `chunk` texts at a time: one batch of every text holds hundreds of MB of Python
-    objects at 50 000 texts, which the allocator then keeps."""
-    parts = [encode(texts[start : start + chunk]) for start in range(0, len(texts), chunk)] or [encode([])]
-    return EncodedTexts(*(np.concatenate([getattr(p, name) for p in parts]) for name in EncodedTexts.__dataclass_fields__))
+    """Encode `chunk` texts at a time into arrays sized once: one batch of every text holds hundreds
+    of MB of Python objects at 50 000 texts, which the allocator then keeps."""
+    first = encode(texts[:chunk])
+    if len(texts) <= chunk:
+        return first
+    fields = EncodedTexts.__dataclass_fields__
+    out = EncodedTexts(*(np.empty((len(texts), *getattr(first, name).shape[1:]), getattr(first, name).dtype) for name in fields))
+    for start in range(0, len(texts), chunk):
+        part = first if start == 0 else encode(texts[start : start + chunk])
+        for name in fields:
+            getattr(out, name)[start : start + chunk] = getattr(part, name)
+    return out
 
 
 def text_tokenizer(source: str | None, train_texts: list[str], max_length: int, cache_dir: Path):
