@@ -284,28 +284,12 @@ class Math:
 
         total = self.alpha * F.cross_entropy(student_out.logits, target)
         total = total + self.kd_weight * kd_loss(student_out.logits, teacher_out.logits, self.temperature)
+        options = (self.gram_normalize, self.gram_exclude_diagonal, "mse", self.gram_center, self.gram_reduction)
+        rows, mask = student_out.modality_features, student_out.modality_mask
         if gram and teacher_gram is None:
-            total = total + self.gram_weight * gram_loss(
-                student_out.modality_features,
-                teacher_out.modality_features,
-                student_out.modality_mask,
-                self.gram_normalize,
-                self.gram_exclude_diagonal,
-                "mse",
-                self.gram_center,
-                self.gram_reduction,
-            )
+            total = total + self.gram_weight * gram_loss(rows, teacher_out.modality_features, mask, *options)
         elif gram:
-            total = total + self.gram_weight * gram_loss_to_target(
-                student_out.modality_features,
-                teacher_gram,
-                student_out.modality_mask,
-                self.gram_normalize,
-                self.gram_exclude_diagonal,
-                "mse",
-                self.gram_center,
-                self.gram_reduction,
-            )
+            total = total + self.gram_weight * gram_loss_to_target(rows, teacher_gram, mask, *options)
         return total
 
     def teacher_gram(self, teacher_out) -> torch.Tensor:

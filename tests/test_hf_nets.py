@@ -510,3 +510,14 @@ def test_vilt_initializer_range_sets_the_spread_of_the_initial_weights():
     torch.manual_seed(0)
     default, wide = spread(vilt_net(2)), spread(vilt_net(2, initializer_range=0.1))
     assert default == pytest.approx(0.02, rel=0.1) and wide == pytest.approx(0.1, rel=0.1)
+
+
+@pytest.mark.parametrize("make_net", [lambda: vilt_net(2, conv_stem=3, layers=[1]), lambda: clip_net(2)])
+def test_a_net_rebuilt_from_its_config_has_the_same_weights_and_outputs(make_net):
+    net = make_net()
+    torch.manual_seed(1)
+    rebuilt = type(net)(**net.config).eval()
+    rebuilt.load_state_dict(net.state_dict())  # strict: the same parameters, shapes included
+    inputs = make_batch(2)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(inputs).logits, net(inputs).logits, rtol=0, atol=0)

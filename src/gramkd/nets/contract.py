@@ -63,6 +63,13 @@ def modality_specs(modalities: Mapping) -> dict[str, ModalitySpec]:
     return {name: ModalitySpec.of(value) for name, value in modalities.items()}
 
 
+def constructor_config(arguments: dict, specs: Mapping[str, ModalitySpec]) -> dict:
+    """A net's constructor arguments (`locals()` taken first thing in `__init__`), modalities as
+    plain values: enough to build the same net again."""
+    config = {name: value for name, value in arguments.items() if name not in ("self", "__class__")}
+    return {**config, "modalities": {name: spec.as_config() for name, spec in specs.items()}}
+
+
 def names_of_kind(specs: Mapping[str, ModalitySpec], *kinds: str) -> list[str]:
     return [name for name, spec in specs.items() if spec.kind in kinds]
 

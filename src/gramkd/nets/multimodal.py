@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
+from gramkd.nets.contract import batch_presence, constructor_config, count_parameters, modality_specs
 from gramkd.nets.encoders import modality_encoder
 from gramkd.nets.fusion import ConcatFusion, TransformerFusion
 from gramkd.nets.output import MultimodalOutput
@@ -34,25 +34,14 @@ class MultimodalNet(nn.Module):
         patch_size: int = 4,
         encoder_depth: int = 1,
     ):
+        arguments = dict(locals())
         super().__init__()
         if fusion not in FUSIONS:
             raise GramkdError(f"unknown fusion '{fusion}'; choose one of: {', '.join(FUSIONS)}")
         if not modalities:
             raise GramkdError("a MultimodalNet needs at least one modality")
         specs = modality_specs(modalities)
-        self.config = dict(
-            modalities={k: v.as_config() for k, v in specs.items()},
-            num_classes=num_classes,
-            width=width,
-            fusion=fusion,
-            encoder_hidden=encoder_hidden,
-            depth=depth,
-            heads=heads,
-            head_hidden=head_hidden,
-            dropout=dropout,
-            patch_size=patch_size,
-            encoder_depth=encoder_depth,
-        )
+        self.config = constructor_config(arguments, specs)
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         sizes = dict(patch_size=patch_size, depth=encoder_depth, heads=heads)
         self.encoders = nn.ModuleDict({m: modality_encoder(s, width, encoder_hidden, dropout, name=m, **sizes) for m, s in specs.items()})

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
+from gramkd.nets.contract import batch_presence, constructor_config, count_parameters, modality_specs
 from gramkd.nets.hf.clip_build import (
     clip_towers_from_pretrained,
     clip_towers_from_sizes,
@@ -55,22 +55,10 @@ class ClipDualEncoderNet(nn.Module):
         layers: list[int] | None = None,
         pretrained: str | None = None,
     ):
+        arguments = dict(locals())
         super().__init__()
         specs = modality_specs(modalities)
-        self.config = {
-            "modalities": {k: v.as_config() for k, v in specs.items()},
-            "num_classes": num_classes,
-            "hidden_size": hidden_size,
-            "num_hidden_layers": num_hidden_layers,
-            "num_attention_heads": num_attention_heads,
-            "intermediate_size": intermediate_size,
-            "patch_size": patch_size,
-            "projection_dim": projection_dim,
-            "head_hidden": head_hidden,
-            "dropout": dropout,
-            "layers": layers,
-            "pretrained": pretrained,
-        }
+        self.config = constructor_config(arguments, specs)
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ClipDualEncoderNet", max_images=None)
         self.image_shape = specs[self.image_names[0]].shape

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from gramkd.errors import GramkdError
-from gramkd.nets.contract import batch_presence, count_parameters, modality_specs
+from gramkd.nets.contract import batch_presence, constructor_config, count_parameters, modality_specs
 from gramkd.nets.hf.modalities import (
     check_layers,
     image_inputs,
@@ -65,29 +65,13 @@ class ViltNet(nn.Module):
         conv_stem: int = 0,
         pretrained: str | None = None,
     ):
+        arguments = dict(locals())
         super().__init__()
         specs = modality_specs(modalities)
         if image_pairing not in PAIRINGS:
             raise GramkdError(f"ViltNet: image_pairing={image_pairing!r} is not one of {', '.join(PAIRINGS)}")
         self.joint = image_pairing == "joint"
-        self.config = {
-            "image_pairing": image_pairing,
-            "modalities": {k: v.as_config() for k, v in specs.items()},
-            "num_classes": num_classes,
-            "hidden_size": hidden_size,
-            "num_hidden_layers": num_hidden_layers,
-            "num_attention_heads": num_attention_heads,
-            "intermediate_size": intermediate_size,
-            "patch_size": patch_size,
-            "dropout": dropout,
-            "initializer_range": initializer_range,
-            "max_position_embeddings": max_position_embeddings,
-            "max_image_length": max_image_length,
-            "layer": layer,
-            "layers": layers,
-            "conv_stem": conv_stem,
-            "pretrained": pretrained,
-        }
+        self.config = constructor_config(arguments, specs)
         self.modality_names, self.num_classes = list(specs), int(num_classes)
         self.text_name, self.image_names = text_and_images(specs, "ViltNet", max_images=2)
         self.image_shape = specs[self.image_names[0]].shape
