@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 fit: $(STAMP)
 	$(BIN)/gramkd fit experiment=mfeat/kd_gram
 
-# The vision-language job: a ViLT teacher (trained once, cached) distilled into a ViLT student on digits_nlvr.
+# The vision-language job: a ViLT teacher (trained once, cached) distilled into a small transformer student on digits_nlvr.
 fit-vl: $(STAMP)
 	$(BIN)/gramkd fit experiment=digits_nlvr/kd_gram
 

@@ -129,12 +129,12 @@ def test_every_data_set_with_students_has_one_student_base():
     for data in DATA_SETS:
         for experiment in student_experiments(data):
             base = first_default(experiment)
-            while base in student_experiments(data):  # built on another student experiment (e.g. kd_gram_mm on kd_gram)
+            while base in student_experiments(data):  # built on another student experiment (e.g. kd_gram_vilt on kd_gram)
                 base = first_default(base)
             assert base == f"{data}/_student", experiment
 
 
-CROSS_ARCHITECTURE = "_mm"  # experiments whose student is another class: all but the net is shared
+CROSS_ARCHITECTURE = ("_mm", "_vilt")  # experiments whose student is another class: all but the net is shared
 
 
 @pytest.mark.parametrize("data", DATA_SETS)
@@ -254,8 +254,8 @@ def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose
     smaller = 5 if experiment.startswith(("digits_nlvr/", "image_text/")) else 10  # vision-language students: >= 5x fewer parameters
     assert count_parameters(teacher) >= smaller * count_parameters(module.net)
     assert cfg.teacher.experiment.endswith("/teacher") and cfg.teacher.experiment.split("/")[0] == experiment.split("/")[0]
-    if experiment.endswith("/ablation"):
-        assert list(cfg.compare_with) == []  # the scratch student is one of the sweep's methods
+    if experiment.endswith(("/ablation", "/gram_variants")):
+        assert list(cfg.compare_with) == []  # sweeps: the comparisons are the sweep's own rows
     else:  # the scratch student first; a cross-architecture student also beside the same-class one
         assert list(cfg.compare_with)[0] == f"{experiment.split('/')[0]}/student_scratch"
 
@@ -276,22 +276,26 @@ def test_distill_options_compose_as_a_list_and_override(compose_fit):
 ABLATION_METHODS = ["none", "kd", "msd", "gram", "kd_gram", "sp", "rkd", "gram_logits"]
 
 
-@pytest.mark.parametrize("data", ["mfeat", "synthetic"])
-def test_ablation_sweeps_every_method_over_five_seeds(data, tmp_path):
+@pytest.mark.parametrize("data, seeds", [("mfeat", "range(0,5)"), ("synthetic", "range(0,5)"), ("digits_nlvr", "range(0,10)")])
+def test_ablation_sweeps_every_method_over_its_seeds(data, seeds, tmp_path):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("fit", overrides=[f"experiment={data}/ablation"], return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"  # a sweep with or without -m
     assert cfg.hydra.sweeper.params.distill.split(",") == ABLATION_METHODS
-    assert cfg.hydra.sweeper.params.seed == "range(0,5)"
+    assert cfg.hydra.sweeper.params.seed == seeds
+    if data == "digits_nlvr":  # two jobs at a time on the two cores, sharing the teacher's outputs on disk
+        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+        assert cfg.module.teacher_cache == "disk"
 
 
-@pytest.mark.parametrize("data", ["mfeat", "synthetic"])
+@pytest.mark.parametrize("data", ["mfeat", "synthetic", "digits_nlvr"])
 @pytest.mark.parametrize("method", ABLATION_METHODS)
 def test_ablation_jobs_share_the_tuned_settings_of_kd_gram(data, method, compose_fit):
-    job = compose_fit([f"experiment={data}/ablation", f"distill={method}", *QUIET])
-    tuned = compose_fit([f"experiment={data}/kd_gram", *QUIET])
+    small = [SMALL_DIGITS] if data == "digits_nlvr" else []
+    job = compose_fit([f"experiment={data}/ablation", f"distill={method}", *small, *QUIET])
+    tuned = compose_fit([f"experiment={data}/kd_gram", *small, *QUIET])
     assert job.module._target_ == "gramkd.modules.DistillModule" and job.teacher == tuned.teacher
     assert (job.data, job.net, job.module.optimizer, job.trainer.max_epochs) == (
         tuned.data,
@@ -317,7 +321,8 @@ def test_teacher_data_applies_on_top_of_the_students_data(compose_fit):
     more = compose_fit(["experiment=digits_nlvr/kd_gram", SMALL_DIGITS, "teacher.data={sizes: {train: 96, val: 24, test: 24}}"])
     teacher = teacher_run_config(more).data
     assert OmegaConf.to_container(teacher.sizes) == {"train": 96, "val": 24, "test": 24} and more.data.sizes.train == 48
-    assert {k: v for k, v in teacher.items() if k != "sizes"} == {k: v for k, v in more.data.items() if k != "sizes"}
+    own = ("sizes", "batch_size")  # digits_nlvr's teacher keeps its batches of 64 (_student.yaml)
+    assert {k: v for k, v in teacher.items() if k not in own} == {k: v for k, v in more.data.items() if k not in own}
     assert teacher_run_config(plain).data == plain.data
     assert run_key(teacher_run_config(more)) != run_key(teacher_run_config(plain))
 
@@ -326,10 +331,50 @@ def test_digits_nlvr_students_teacher_trains_on_the_teacher_experiments_data(com
     """The teacher a student distils from is the one `experiment=digits_nlvr/teacher` trains."""
     from gramkd.teacher import teacher_run_config
 
-    for method in ("kd", "kd_gram", "kd_gram_mm"):
+    for method in ("kd", "kd_gram", "kd_gram_vilt", "ablation"):
         student = compose_fit([f"experiment=digits_nlvr/{method}"])
-        assert student.data.sizes is None  # the students' 8 000 training statements
+        assert student.data.sizes.train == 32000 and student.module.labeled_rows == 8000  # labels of 8 000, the rest a transfer set
         teacher = teacher_run_config(student)
         alone = compose_fit(["experiment=digits_nlvr/teacher"])
         assert OmegaConf.to_container(teacher.data, resolve=True) == OmegaConf.to_container(alone.data, resolve=True)
         assert teacher.net == alone.net and teacher.module == alone.module and teacher.trainer == alone.trainer
+
+
+GRAM_VARIANTS = {  # option -> what it changes in the ablation's kd_gram (centred cosine Gram, weight 1)
+    "kd": {"gram.weight": 0.0},
+    "centered": {},
+    "uncentered": {"gram.center": False},
+    "diagonal": {"gram.exclude_diagonal": False},
+    "prefusion": {"gram.source": "prefusion_features"},
+    "layers": {"gram.source": "layer_features"},
+    **{f"weight_{w}": {"gram.weight": float(w)} for w in ("0.1", "0.3", "3", "10")},
+}
+
+
+def test_gram_variants_sweep_every_variant_over_five_seeds():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("fit", overrides=["experiment=digits_nlvr/gram_variants"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert set(params.gram_variant.split(",")) == set(GRAM_VARIANTS) == set(available("gram_variant"))
+    assert (params.distill, params.seed, cfg.hydra.launcher.n_jobs) == ("kd_gram", "range(0,5)", 2)
+
+
+@pytest.mark.parametrize("variant", sorted(GRAM_VARIANTS))
+def test_each_gram_variant_changes_only_its_own_setting(variant, compose_fit):
+    def flat_distill(cfg):
+        return {f"{term}.{k}": v for term, node in cfg.distill.items() for k, v in node.items()}
+
+    reference = compose_fit(["experiment=digits_nlvr/ablation", "distill=kd_gram", *QUIET])
+    job = compose_fit(["experiment=digits_nlvr/gram_variants", f"gram_variant={variant}", "distill=kd_gram", *QUIET])
+    changed = {k: v for k, v in flat_distill(job).items() if flat_distill(reference)[k] != v}
+    assert changed == GRAM_VARIANTS[variant]
+    assert (job.data, job.module.optimizer, job.trainer.max_epochs) == (
+        reference.data,
+        reference.module.optimizer,
+        reference.trainer.max_epochs,
+    )
+    layers = variant == "layers"
+    assert job.net.get("layers", False) is layers and job.teacher.get("layers") == ([0, 1, 2, 3, 4] if layers else None)
+    assert job.method != reference.get("method")

@@ -136,3 +136,32 @@ def test_teacher_preset_has_at_least_ten_times_the_student_parameters(compose_fi
         assert net.config["num_classes"] == datamodule.num_classes
         sizes[preset] = net.num_parameters
     assert sizes["teacher"] >= 10 * sizes["student"], sizes
+
+
+def test_layer_features_are_the_fusion_tokens_at_every_depth():
+    """layers=True: the tokens entering the fusion (with modality embeddings), then each layer's
+    output, computed here layer by layer; the last depth is the returned modality rows. The logits
+    do not change."""
+    modalities = MODALITY_SETS[2]
+    plain, deep = make_net(modalities, "transformer", depth=2).eval(), make_net(modalities, "transformer", depth=2, layers=True).eval()
+    inputs = random_inputs(modalities)
+    present = {"a": torch.tensor([1, 1, 0, 1, 1]).bool(), "seq": torch.ones(B).bool()}
+    expected, out = plain(inputs, present), deep(inputs, present)
+    fusion, mask = deep.fusion, torch.stack([present["a"], present["seq"]], 1)
+    x = torch.cat([fusion.cls.expand(B, -1, -1), out.prefusion_features + fusion.modality_embedding], 1)
+    keep = torch.cat([torch.ones(B, 1, dtype=torch.bool), mask], 1)
+    depths = [x]
+    for layer in fusion.encoder.layers:
+        depths.append(layer(depths[-1], src_key_padding_mask=~keep))
+    depths[-1] = fusion.norm(depths[-1])
+    by_hand = torch.stack([d[:, 1:] for d in depths], 1).where(mask[:, None, :, None], 0)
+    assert out.layer_features.shape == (B, 3, 2, WIDTH) and expected.layer_features is None
+    torch.testing.assert_close(out.layer_features, by_hand)
+    torch.testing.assert_close(out.layer_features[:, -1], out.modality_features)
+    torch.testing.assert_close(out.logits, expected.logits)
+    assert not out.layer_features[2, :, 0].any()  # absent modality: zero at every depth
+
+
+def test_layers_need_transformer_fusion():
+    with pytest.raises(GramkdError, match=r"^layers=true needs fusion=transformer: concat fusion has no depths to return$"):
+        make_net(MODALITY_SETS[2], "concat", layers=True)

@@ -95,8 +95,13 @@ def test_disk_cache_is_reused_by_a_later_run_and_keyed_by_the_teacher(tmp_path):
 def test_the_key_changes_with_the_teacher_and_the_data_config():
     dm = data()
     _, teacher = nets(dm)
-    base = net_key(teacher, {"num_samples": 512})
-    assert net_key(teacher, {"num_samples": 513}) != base
+    base = net_key(teacher, {"num_samples": 512, "seed": 0})
+    assert net_key(teacher, {"num_samples": 513, "seed": 0}) != base
+    assert net_key(teacher, {"num_samples": 512, "seed": 7, "num_workers": 2}) == base  # the batch order only: one cache per sweep
+    assert net_key(teacher, {"num_samples": 512, "seed": 0, "data_seed": 1}) != base
+    deeper = MultimodalNet(dm.modalities, dm.num_classes, width=32, encoder_hidden=64, depth=2, layers=True)
+    deeper.load_state_dict(teacher.state_dict())  # the same weights, returning one more field
+    assert net_key(deeper, {"num_samples": 512, "seed": 0}) != base
     with torch.no_grad():
         teacher.head.weight[0, 0] += 1e-3
     assert net_key(teacher, {"num_samples": 512}) != base
@@ -262,3 +267,23 @@ def test_bf16_mixed_fit_with_a_disk_teacher_cache_through_the_cli(tmp_path):
     assert np.load(folder / "full" / "filled.npy").all()  # every row went through (train, val, test)
     logits = torch.from_numpy(np.load(folder / "full" / "logits.npy")).view(torch.bfloat16)
     assert torch.isfinite(logits).all() and logits.abs().sum() > 0
+
+
+def test_two_jobs_filling_one_disk_cache_at_once_keep_each_others_rows(tmp_path):
+    """Jobs of a parallel sweep share the disk cache: the second to allocate opens the first's files
+    (under a file lock) instead of recreating them, so no row either has written is lost."""
+    table = teacher_table(torch.float32, optional=False)
+    first, second = TeacherOutputCache(ROWS, "key", tmp_path), TeacherOutputCache(ROWS, "key", tmp_path)
+    early, late = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+
+    def while_second_computes():  # second has looked for files and found none; first allocates now
+        first.get_or_compute("full", early, lambda: rows_of(table, early))
+        return rows_of(table, late)
+
+    second.get_or_compute("full", late, while_second_computes)
+    both = torch.cat([early, late])
+    for cache in (first, second):
+        assert_same_bits(cache.get_or_compute("full", both, never), rows_of(table, both))
+    later = TeacherOutputCache(ROWS, "key", tmp_path)
+    later.get_or_compute("full", torch.tensor([6]), lambda: rows_of(table, torch.tensor([6])))
+    assert_same_bits(later.get_or_compute("full", both, never), rows_of(table, both))

@@ -52,9 +52,18 @@ def flat_config(cfg: DictConfig) -> dict[str, str]:
     return flat
 
 
+# Data settings that change the order or the loading of the rows, never a row (`seed` shuffles the
+# training batches in every data config): the jobs of a sweep over seeds share one teacher cache.
+ORDER_ONLY_DATA_KEYS = ("seed", "num_workers", "pin_memory")
+
+
 def net_key(net: torch.nn.Module, data_config: dict) -> str:
-    """Hash of a net's weights and the data's (resolved) config: what a frozen net's outputs depend on."""
-    digest = hashlib.sha256(repr(sorted(data_config.items())).encode())
+    """Hash of what a frozen net's outputs per row depend on: its weights, its constructor
+    arguments where it records them (`config`: e.g. the depths it returns) and the data's resolved
+    config less its order-only settings."""
+    rows = {k: v for k, v in data_config.items() if k not in ORDER_ONLY_DATA_KEYS}
+    digest = hashlib.sha256(repr(sorted(rows.items())).encode())
+    digest.update(repr(sorted((getattr(net, "config", None) or {}).items())).encode())
     for name, tensor in net.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -7,6 +7,8 @@
 - `teacher.experiment`: that experiment trained once on the student's data and cached.
 
 Either of the first two replaces an experiment's teacher; setting both of them is refused.
+`teacher.layers` (hidden-state indices) makes any of them return `layer_features` for a Gram term
+on several depths; it changes what the net returns, never its weights or what it learned.
 """
 
 from collections.abc import Callable
@@ -54,17 +56,22 @@ def provide_teacher(cfg: DictConfig, datamodule, fit_cached: Callable[[DictConfi
 
     `fit_cached(run_cfg, label)` trains a run once and returns its CachedRun (see run_cache)."""
     spec = cfg.teacher
-    source = teacher_source(spec)
+    source, layers = teacher_source(spec), _layers(spec)
     if source == "pretrained":
-        node = net_node(named_net(spec.net), datamodule, pretrained=str(spec.pretrained))
+        node = net_node(named_net(spec.net), datamodule, pretrained=str(spec.pretrained), layers=layers)
         return instantiate_net(node, "teacher"), {}
     if source == "ckpt_path":
         configured = net_node(named_net(spec.net), datamodule) if spec.get("net") else None
         if configured is None and spec.get("experiment"):
             configured = net_node(teacher_run_config(cfg).net, datamodule)
-        return load_teacher(spec.ckpt_path, datamodule, configured), {}
+        return load_teacher(spec.ckpt_path, datamodule, configured, layers), {}
     run = fit_cached(teacher_run_config(cfg), f"teacher {spec.experiment}")
-    return load_teacher(run.weights, datamodule, None), run.metrics
+    return load_teacher(run.weights, datamodule, None, layers), run.metrics
+
+
+def _layers(spec: DictConfig) -> list[int] | None:
+    layers = spec.get("layers")
+    return None if layers is None else [int(i) for i in layers]
 
 
 def named_net(net: str | DictConfig) -> DictConfig:
@@ -76,14 +83,16 @@ def named_net(net: str | DictConfig) -> DictConfig:
     return OmegaConf.load(config_dir() / "net" / f"{net}.yaml")
 
 
-def load_teacher(path: str | Path, datamodule, configured: dict | None) -> nn.Module:
+def load_teacher(path: str | Path, datamodule, configured: dict | None, layers: list[int] | None = None) -> nn.Module:
     """A gramkd checkpoint, rebuilt from the net it records, or a plain state_dict for the
-    `configured` net node."""
+    `configured` net node; `layers` set, the net returns those depths as `layer_features`."""
     checkpoint = read_checkpoint(path)
     check_vocabulary(checkpoint, datamodule, f"teacher checkpoint {path}")
     node = (checkpoint.get("gramkd") or {}).get("net") or configured
     if node is None:
         raise GramkdError(f"teacher checkpoint {path} is a plain state_dict: set teacher.net to the net it belongs to")
+    if layers is not None:
+        node = {**node, "layers": layers}
     return load_weights(path, instantiate_net(node, "teacher"), checkpoint)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from gramkd.nets import MultimodalOutput
 
@@ -92,7 +93,19 @@ class TeacherOutputCache:
             self.storage[kind], self.filled[kind], self.layouts[kind] = stores, filled, layout
 
     def _allocate(self, kind: str, layout: Layout) -> None:
-        """Empty storage for `layout`; every row of `kind` cached so far is dropped."""
+        """Empty storage for `layout`; every row of `kind` cached so far is dropped. On disk, under
+        a file lock: a job running beside this one may have allocated the same layout meanwhile,
+        and then its files are opened instead (rows are the same whoever writes them)."""
+        if self.folder is None:
+            self._allocate_storage(kind, layout)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder / f"{kind}.lock")):
+            self._open_existing(kind)
+            if self.layouts.get(kind) != layout:
+                self._allocate_storage(kind, layout)
+
+    def _allocate_storage(self, kind: str, layout: Layout) -> None:
         self.layouts[kind] = layout
         if self.folder is None:
             self.storage[kind] = {

@@ -29,8 +29,18 @@ class ClassifierModule(L.LightningModule):
     data config) so that `gramkd test` can rebuild the net, whatever its class.
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None, scheduler_interval: str = "epoch"):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        scheduler_interval: str = "epoch",
+        labeled_rows: int | None = None,
+    ):
         super().__init__()
+        if labeled_rows is not None and labeled_rows < 1:
+            raise GramkdError(f"module.labeled_rows={labeled_rows} must be a positive number of rows, or null for all of them")
+        self.labeled_rows = labeled_rows
         check_network(net, "net")
         self.net = net
         self.optimizer_factory = optimizer
@@ -49,9 +59,19 @@ class ClassifierModule(L.LightningModule):
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
 
+    def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Cross-entropy with the labels. With `labeled_rows`, only training rows whose `index` is
+        below it are labeled: the mean over the batch's labeled rows (0 when it has none); the other
+        rows are a transfer set, seen through the teacher alone."""
+        if self.labeled_rows is None:
+            return F.cross_entropy(logits, batch["target"])
+        labeled = batch["index"] < self.labeled_rows
+        losses = F.cross_entropy(logits, batch["target"], reduction="none")
+        return (losses * labeled).sum() / labeled.sum().clamp(min=1)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
-        loss = F.cross_entropy(out.logits, batch["target"])
+        loss = self.label_loss(out.logits, batch)
         values = {"train/loss": loss}
         stacked = stack_values(values)
         self.stop_if_not_finite({"ce": loss}, stacked)

@@ -39,8 +39,9 @@ class DistillModule(ClassifierModule):
         alpha: float = 1.0,
         teacher_cache: str = "memory",
         teacher_cache_dir: str | None = None,
+        labeled_rows: int | None = None,
     ):
-        super().__init__(net, optimizer, scheduler, scheduler_interval)
+        super().__init__(net, optimizer, scheduler, scheduler_interval, labeled_rows)
         if teacher_cache not in TEACHER_CACHE_MODES:
             raise GramkdError(f"module.teacher_cache={teacher_cache!r} is not one of {', '.join(TEACHER_CACHE_MODES)}")
         self.teacher_cache_mode, self.teacher_cache_dir = teacher_cache, teacher_cache_dir
@@ -127,7 +128,7 @@ class DistillModule(ClassifierModule):
     # -- steps ---------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         step = self.distill_step(batch)
-        ce = F.cross_entropy(step.student.logits, batch["target"])
+        ce = self.label_loss(step.student.logits, batch)
         total = self.alpha * ce
         values, epoch = {"train/ce": ce}, self.current_epoch
         for name, term in self.terms.items():

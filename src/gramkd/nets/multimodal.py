@@ -17,6 +17,8 @@ class MultimodalNet(nn.Module):
     `(T, D)`); each kind gets its encoder (see `modality_encoder`; images and tokens use
     `patch_size`, `encoder_depth` layers and `heads`). Their order is the order of
     `modality_features`; `prefusion_features` holds the encoders' tokens before fusion.
+    `layers=True` (transformer fusion) adds `layer_features`: the modality tokens entering the
+    fusion and after each of its `depth` layers (for the Gram term's `source=layer_features`).
     `config` holds the constructor arguments.
     """
 
@@ -33,6 +35,7 @@ class MultimodalNet(nn.Module):
         dropout: float = 0.1,
         patch_size: int = 4,
         encoder_depth: int = 1,
+        layers: bool = False,
     ):
         arguments = dict(locals())
         super().__init__()
@@ -40,9 +43,11 @@ class MultimodalNet(nn.Module):
             raise GramkdError(f"unknown fusion '{fusion}'; choose one of: {', '.join(FUSIONS)}")
         if not modalities:
             raise GramkdError("a MultimodalNet needs at least one modality")
+        if layers and fusion != "transformer":
+            raise GramkdError("layers=true needs fusion=transformer: concat fusion has no depths to return")
         specs = modality_specs(modalities)
         self.config = constructor_config(arguments, specs)
-        self.modality_names, self.num_classes = list(specs), int(num_classes)
+        self.modality_names, self.num_classes, self.layers = list(specs), int(num_classes), bool(layers)
         sizes = dict(patch_size=patch_size, depth=encoder_depth, heads=heads)
         self.encoders = nn.ModuleDict({m: modality_encoder(s, width, encoder_hidden, dropout, name=m, **sizes) for m, s in specs.items()})
         if fusion == "transformer":
@@ -59,6 +64,7 @@ class MultimodalNet(nn.Module):
         mask = batch_presence("net", self.modality_names, inputs, present)
         tokens = torch.stack([self.encoders[m](inputs[m]) for m in self.modality_names], dim=1)
         tokens = tokens.where(mask.unsqueeze(-1), 0)
-        fused, modality_features = self.fusion(tokens, mask)
+        fused, modality_features, *depths = self.fusion(tokens, mask, layers=True) if self.layers else self.fusion(tokens, mask)
         modality_features = modality_features.where(mask.unsqueeze(-1), 0)
-        return MultimodalOutput(self.head(fused), modality_features, mask, fused, prefusion_features=tokens)
+        layer_features = depths[0].where(mask[:, None, :, None], 0) if depths else None
+        return MultimodalOutput(self.head(fused), modality_features, mask, fused, layer_features=layer_features, prefusion_features=tokens)
