@@ -165,3 +165,8 @@ def test_layer_features_are_the_fusion_tokens_at_every_depth():
 def test_layers_need_transformer_fusion():
     with pytest.raises(GramkdError, match=r"^layers=true needs fusion=transformer: concat fusion has no depths to return$"):
         make_net(MODALITY_SETS[2], "concat", layers=True)
+
+
+def test_layers_is_a_switch_not_a_list_of_depths():
+    with pytest.raises(GramkdError, match=r"^a MultimodalNet's layers is true or false \(every depth of its fusion\), not \[0, 2\]$"):
+        make_net(MODALITY_SETS[2], "transformer", layers=[0, 2])

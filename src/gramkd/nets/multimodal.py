@@ -43,11 +43,13 @@ class MultimodalNet(nn.Module):
             raise GramkdError(f"unknown fusion '{fusion}'; choose one of: {', '.join(FUSIONS)}")
         if not modalities:
             raise GramkdError("a MultimodalNet needs at least one modality")
+        if not isinstance(layers, bool):  # a ViLT's hidden-state indices given to a MultimodalNet
+            raise GramkdError(f"a MultimodalNet's layers is true or false (every depth of its fusion), not {layers!r}")
         if layers and fusion != "transformer":
             raise GramkdError("layers=true needs fusion=transformer: concat fusion has no depths to return")
         specs = modality_specs(modalities)
         self.config = constructor_config(arguments, specs)
-        self.modality_names, self.num_classes, self.layers = list(specs), int(num_classes), bool(layers)
+        self.modality_names, self.num_classes, self.layers = list(specs), int(num_classes), layers
         sizes = dict(patch_size=patch_size, depth=encoder_depth, heads=heads)
         self.encoders = nn.ModuleDict({m: modality_encoder(s, width, encoder_hidden, dropout, name=m, **sizes) for m, s in specs.items()})
         if fusion == "transformer":
