@@ -288,6 +288,20 @@ def test_ablation_sweeps_every_method_over_its_seeds(data, seeds, tmp_path):
     if data == "digits_nlvr":  # two jobs at a time on the two cores, sharing the teacher's outputs on disk
         assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
         assert cfg.module.teacher_cache == "disk"
+        assert cfg.distill.rkd.angle_samples == 64  # RKD's angle term on 64 rows of the 256: the sweep's hour
+
+
+@pytest.mark.parametrize("method", ["kd", "kd_gram"])
+def test_more_seeds_for_kd_and_kd_gram_are_the_ablations_jobs(method, compose_fit):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        sweep = compose("fit", overrides=["experiment=digits_nlvr/kd_gram_seeds"], return_hydra_config=True)
+    assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("kd,kd_gram", "range(10,60)")
+    more = compose_fit(["experiment=digits_nlvr/kd_gram_seeds", f"distill={method}", "seed=12", *QUIET])
+    ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=12", *QUIET])
+    assert more.name != ablation.name
+    assert {k: v for k, v in more.items() if k != "name"} == {k: v for k, v in ablation.items() if k != "name"}
 
 
 @pytest.mark.parametrize("data", ["mfeat", "synthetic", "digits_nlvr"])

@@ -139,9 +139,34 @@ def test_msd_and_logit_gram_share_one_batched_single_modality_forward_per_networ
     module = DistillModule(student, teacher, optimizer=torch.optim.SGD)
     for term in (ModalitySpecificDistillation(), GramDistillation(source="modality_logits"), KDDistillation()):
         module.register_term(term)
-    student_calls, teacher_calls = count_forwards(student), count_forwards(teacher)
+    student_calls, teacher_calls = count_forwards(student.head), count_forwards(teacher.head)
+    encoder_calls = count_forwards(student.encoders["a"])
     module.training_step(random_batch(), 0)
     assert len(student_calls) == 2 and len(teacher_calls) == 2  # full + one batched single-modality pass each
+    assert len(encoder_calls) == 2  # the single-modality pass encodes the batch once, not once per modality
+
+
+class WithoutEncodeOnce(nn.Module):
+    """The same net seen through its forward only: subset outputs repeat the whole batch per variant."""
+
+    def __init__(self, net: MultimodalNet):
+        super().__init__()
+        self.net, self.modality_names = net, net.modality_names
+
+    def forward(self, inputs, present=None):
+        return self.net(inputs, present)
+
+
+@pytest.mark.parametrize("layers", [False, True])
+def test_encoding_once_gives_the_outputs_of_repeating_the_batch(layers):
+    torch.manual_seed(0)
+    net = MultimodalNet({"a": (6,), "b": (4,), "c": (5,)}, 5, width=8, depth=2, heads=2, layers=layers).eval()
+    batch = random_batch()
+    with torch.no_grad():
+        once = single_modality_outputs(net, batch["inputs"], batch["present"])
+        repeated = single_modality_outputs(WithoutEncodeOnce(net), batch["inputs"], batch["present"])
+    for field in ("logits", "modality_features", "modality_mask", "fused"):
+        torch.testing.assert_close(getattr(once, field), getattr(repeated, field), atol=1e-6, rtol=1e-6)
 
 
 def test_batched_single_modality_outputs_equal_one_forward_per_modality():

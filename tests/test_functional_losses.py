@@ -489,3 +489,39 @@ def test_the_fused_loss_refuses_a_second_derivative(generator):
     (grad,) = torch.autograd.grad(loss, student, create_graph=True)
     with pytest.raises(RuntimeError, match="does not require grad|differentiable"):  # an error, never a silent zero
         torch.autograd.grad(grad.sum(), student)
+
+
+# ---- RelationalKD's angle_samples ----
+
+
+def fused_step(student_fused: torch.Tensor, teacher_fused: torch.Tensor):
+    from gramkd.distill.step import DistillStep
+    from gramkd.nets import MultimodalOutput
+
+    def out(fused):
+        batch = len(fused)
+        return MultimodalOutput(torch.zeros(batch, 2), torch.zeros(batch, 1, 3), torch.ones(batch, 1, dtype=torch.bool), fused)
+
+    return DistillStep({}, out(student_fused), out(teacher_fused))
+
+
+@pytest.mark.parametrize("angle_samples", [None, 3, 5, 50])
+def test_rkd_angle_samples_takes_the_angle_term_over_the_first_rows_only(generator, angle_samples):
+    from gramkd.distill import RelationalKD
+
+    student, teacher = (
+        torch.randn(9, 4, generator=generator, dtype=torch.float64),
+        torch.randn(9, 6, generator=generator, dtype=torch.float64),
+    )
+    term = RelationalKD(distance_weight=25.0, angle_weight=50.0, angle_samples=angle_samples)
+    n = len(student) if angle_samples is None else min(angle_samples, len(student))
+    expected = 25.0 * reference_rkd_distance(student, teacher) + 50.0 * reference_rkd_angle(student[:n], teacher[:n])
+    assert term.loss(fused_step(student, teacher)).item() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [0, 2, 2.5, True, "64"])
+def test_rkd_angle_samples_refuses_what_is_not_a_triplet_count(bad):
+    from gramkd.distill import RelationalKD
+
+    with pytest.raises(ValueError, match=r"rkd.angle_samples must be an integer >= 3 \(a triplet\) or null for the whole batch; got"):
+        RelationalKD(angle_samples=bad)

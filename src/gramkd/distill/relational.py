@@ -42,14 +42,24 @@ class SimilarityPreserving(BatchRelationalTerm):
 
 
 class RelationalKD(BatchRelationalTerm):
-    """Park et al. (2019): distance-wise and angle-wise relations of the fused features (smooth L1)."""
+    """Park et al. (2019): distance-wise and angle-wise relations of the fused features (smooth L1).
+
+    The angle term compares all B³ triplets, so its cost grows with the cube of the batch;
+    `angle_samples` = n takes it over the batch's first n samples only (a random n when batches
+    are shuffled; n = 64 gives the triplets of the authors' batch of 64). None: the whole batch.
+    The distance term always takes the whole batch.
+    """
 
     default_name = "rkd"
 
-    def __init__(self, distance_weight: float = 1.0, angle_weight: float = 2.0, **kwargs):
+    def __init__(self, distance_weight: float = 1.0, angle_weight: float = 2.0, angle_samples: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.distance_weight, self.angle_weight = distance_weight, angle_weight
+        if angle_samples is not None and (isinstance(angle_samples, bool) or not isinstance(angle_samples, int) or angle_samples < 3):
+            raise ValueError(f"rkd.angle_samples must be an integer >= 3 (a triplet) or null for the whole batch; got {angle_samples!r}")
+        self.distance_weight, self.angle_weight, self.angle_samples = distance_weight, angle_weight, angle_samples
 
     def loss(self, step: DistillStep) -> torch.Tensor:
         student, teacher = self.gathered(step)
-        return self.distance_weight * rkd_distance_loss(student, teacher) + self.angle_weight * rkd_angle_loss(student, teacher)
+        angle_rows = slice(self.angle_samples)
+        angle = rkd_angle_loss(student[angle_rows], teacher[angle_rows])
+        return self.distance_weight * rkd_distance_loss(student, teacher) + self.angle_weight * angle

@@ -64,7 +64,15 @@ class MultimodalNet(nn.Module):
 
     def forward(self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None) -> MultimodalOutput:
         mask = batch_presence("net", self.modality_names, inputs, present)
-        tokens = torch.stack([self.encoders[m](inputs[m]) for m in self.modality_names], dim=1)
+        return self.fuse_tokens(self.encode_modalities(inputs), mask)
+
+    def encode_modalities(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, M, width]: each modality's token from its own encoder, whether present or not (an
+        encoder sees only its modality, so variants of a batch that differ in presence share it)."""
+        return torch.stack([self.encoders[m](inputs[m]) for m in self.modality_names], dim=1)
+
+    def fuse_tokens(self, tokens: torch.Tensor, mask: torch.Tensor) -> MultimodalOutput:
+        """The output from the encoders' tokens [B, M, width] and the presence mask [B, M]."""
         tokens = tokens.where(mask.unsqueeze(-1), 0)
         fused, modality_features, *depths = self.fusion(tokens, mask, layers=True) if self.layers else self.fusion(tokens, mask)
         modality_features = modality_features.where(mask.unsqueeze(-1), 0)

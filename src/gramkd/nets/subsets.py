@@ -20,7 +20,9 @@ def modality_subset_outputs(
     net: nn.Module, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor], keep: torch.Tensor
 ) -> MultimodalOutput:
     """Run `net` on M variants of the batch in ONE forward over M·B rows; variant v keeps the
-    modalities where `keep[v]` (a [M, M] bool) is True, among those the sample has.
+    modalities where `keep[v]` (a [M, M] bool) is True, among those the sample has. A net whose
+    encoders each see one modality (`encode_modalities` + `fuse_tokens`: MultimodalNet) encodes the
+    batch once and fuses the M variants; in training, the variants then share the encoders' dropout.
 
     Returns logits [B, M, C] (variant m), modality_features [B, M, D] (modality m's token in
     variant m), modality_mask [B, M] (the sample's own presence) and fused [B, M, H].
@@ -28,9 +30,12 @@ def modality_subset_outputs(
     names = net.modality_names
     batch, num = len(present[names[0]]), len(names)
     keep = keep.to(present[names[0]].device)
-    repeated = {m: x.repeat(num, *([1] * (x.dim() - 1))) for m, x in inputs.items()}
     variant_present = {m: (keep[:, i : i + 1] & present[m].unsqueeze(0)).reshape(num * batch) for i, m in enumerate(names)}
-    out = net(repeated, variant_present)
+    if hasattr(net, "encode_modalities"):  # encoders that see one modality each: encode once, fuse M times
+        tokens = net.encode_modalities(inputs)
+        out = net.fuse_tokens(tokens.repeat(num, 1, 1), torch.stack([variant_present[m] for m in names], dim=1))
+    else:
+        out = net({m: x.repeat(num, *([1] * (x.dim() - 1))) for m, x in inputs.items()}, variant_present)
 
     def by_variant(t: torch.Tensor) -> torch.Tensor:  # [M·B, ...] -> [B, M, ...]
         return t.reshape(num, batch, *t.shape[1:]).transpose(0, 1)
