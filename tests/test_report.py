@@ -117,6 +117,24 @@ def test_markdown_table_missing_jobs_and_picture(sweep):
     assert (folder / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_second_folder_adds_seeds_for_some_methods_without_calling_the_rest_missing(sweep):
+    folder, known = sweep
+    more = folder.parent / "more-seeds"
+    rng = np.random.default_rng(7)
+    for job, (option, seed) in enumerate((o, s) for o in ("kd", "kd_gram") for s in (5, 6, 7)):
+        known[METHODS[option]][seed] = fabricated_metrics(rng)
+        config = {"name": "mfeat/more_seeds", "seed": seed, "data": {"views": MODALITIES}}
+        write_job(more / str(job), ["experiment=mfeat/more_seeds", f"distill={option}", f"seed={seed}"], config, known[METHODS[option]][seed])
+    (more / "multirun.yaml").write_text("hydra: {}\n")
+    result = collect([folder, more])
+    assert result.row("kd").n == 8 and result.row("scratch").n == 5
+    assert result.row("kd_gram").diff.n == 8 and result.row("gram").diff.n == 5  # paired over the seeds both have
+    differences = [known["kd_gram"][s]["test/acc"] - known["kd"][s]["test/acc"] for s in range(8)]
+    assert result.row("kd_gram").diff.mean == pytest.approx(sum(differences) / 8, rel=1e-12)
+    assert not [line for line in result.missing if "seed 5" in line or "seed 6" in line or "seed 7" in line]
+    assert "msd seed 1: no job folder (never started)" in result.missing  # within the first sweep
+
+
 def test_labels_come_from_the_method_key_or_the_varying_overrides(tmp_path):
     rng = np.random.default_rng(0)
     for job, (weight, seed) in enumerate([(w, s) for w in ("0.1", "1") for s in (0, 1)]):

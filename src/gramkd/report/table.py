@@ -50,6 +50,7 @@ class Report:
 def collect(directories: list[Path], baseline: str = BASELINE) -> Report:
     """Read the jobs under `directories` and aggregate them by method."""
     jobs: list[Job] = []
+    folders: list[list[Job]] = []
     for directory in directories:
         found = find_jobs(directory)
         if not found:
@@ -58,19 +59,21 @@ def collect(directories: list[Path], baseline: str = BASELINE) -> Report:
                 "pass the multirun folder of a sweep, e.g. logs/mfeat/ablation/multiruns/<time>"
             )
         jobs += found
+        folders.append(found)
     label_jobs(jobs)
     finished = [job for job in jobs if job.metrics is not None]
     if not finished:
         where = ", ".join(str(d) for d in directories)
         raise GramkdError(f"none of the {len(jobs)} jobs under {where} has finished (no metrics.json in any of them); rerun the sweep")
     report = aggregate(finished, baseline)
-    report.missing = missing_jobs(jobs)
+    report.missing = [line for found in folders for line in missing_jobs(found)]
     report.sources = list(directories)
     return report
 
 
 def missing_jobs(jobs: list[Job]) -> list[str]:
-    """A line for every job without metrics.json, and for every seed a method lacks that others ran."""
+    """A line for every job without metrics.json, and for every seed a method lacks that others ran
+    (within one sweep's jobs: a second folder may add seeds for some methods only)."""
     lines = [
         f"{job.method} seed {job.seed}: no metrics.json in {job.path} (failed or still running)" for job in jobs if job.metrics is None
     ]
