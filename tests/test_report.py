@@ -124,7 +124,9 @@ def test_a_second_folder_adds_seeds_for_some_methods_without_calling_the_rest_mi
     for job, (option, seed) in enumerate((o, s) for o in ("kd", "kd_gram") for s in (5, 6, 7)):
         known[METHODS[option]][seed] = fabricated_metrics(rng)
         config = {"name": "mfeat/more_seeds", "seed": seed, "data": {"views": MODALITIES}}
-        write_job(more / str(job), ["experiment=mfeat/more_seeds", f"distill={option}", f"seed={seed}"], config, known[METHODS[option]][seed])
+        write_job(
+            more / str(job), ["experiment=mfeat/more_seeds", f"distill={option}", f"seed={seed}"], config, known[METHODS[option]][seed]
+        )
     (more / "multirun.yaml").write_text("hydra: {}\n")
     result = collect([folder, more])
     assert result.row("kd").n == 8 and result.row("scratch").n == 5
