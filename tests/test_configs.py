@@ -254,7 +254,7 @@ def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose
     smaller = 5 if experiment.startswith(("digits_nlvr/", "image_text/")) else 10  # vision-language students: >= 5x fewer parameters
     assert count_parameters(teacher) >= smaller * count_parameters(module.net)
     assert cfg.teacher.experiment.endswith("/teacher") and cfg.teacher.experiment.split("/")[0] == experiment.split("/")[0]
-    if experiment.endswith(("/ablation", "/gram_variants")):
+    if experiment.endswith(("/ablation", "/gram_variants", "/kd_gram_seeds")):
         assert list(cfg.compare_with) == []  # sweeps: the comparisons are the sweep's own rows
     else:  # the scratch student first; a cross-architecture student also beside the same-class one
         assert list(cfg.compare_with)[0] == f"{experiment.split('/')[0]}/student_scratch"
