@@ -137,6 +137,21 @@ def test_a_second_folder_adds_seeds_for_some_methods_without_calling_the_rest_mi
     assert "msd seed 1: no job folder (never started)" in result.missing  # within the first sweep
 
 
+def test_baseline_option_compares_every_row_with_the_named_method(sweep, tmp_path):
+    from gramkd.cli import run_report
+
+    folder, known = sweep
+    run_report([str(folder), "--out", str(tmp_path), "--baseline", "gram"])
+    rows = read_csv(tmp_path / "results.csv")
+    differences = [known["kd_gram"][s]["test/acc"] - known["gram"][s]["test/acc"] for s in SEEDS]
+    assert float(rows["kd_gram"]["acc_diff_vs_gram"]) == pytest.approx(sum(differences) / 5, rel=1e-12)
+    assert "(baseline)" in next(line for line in (tmp_path / "results.md").read_text().splitlines() if line.startswith("| gram |"))
+    with pytest.raises(
+        GramkdError, match=r"no finished job of method 'kd \(gram weight 0\)' to compare with; the methods are: gram, kd, kd_gram, scratch"
+    ):
+        collect([folder], baseline="kd (gram weight 0)")
+
+
 def test_labels_come_from_the_method_key_or_the_varying_overrides(tmp_path):
     rng = np.random.default_rng(0)
     for job, (weight, seed) in enumerate([(w, s) for w in ("0.1", "1") for s in (0, 1)]):

@@ -59,6 +59,9 @@ def report_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="a multirun folder, e.g. logs/mfeat/ablation/multiruns/<time>")
     parser.add_argument("--out", metavar="DIR", default=None, help="where to write the three files (default: the first DIR)")
+    parser.add_argument(
+        "--baseline", metavar="METHOD", default=None, help="the row every other is compared with, seed by seed (default: kd)"
+    )
     return parser
 
 
@@ -67,7 +70,7 @@ def run_report(args: list[str]) -> None:
         parsed = report_parser().parse_args(args)
         from gramkd.report import report
 
-        report(parsed.dirs, parsed.out)
+        report(parsed.dirs, parsed.out, **({"baseline": parsed.baseline} if parsed.baseline else {}))
     except GramkdError as err:
         fail(err)
 

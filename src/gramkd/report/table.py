@@ -49,7 +49,6 @@ class Report:
 
 def collect(directories: list[Path], baseline: str = BASELINE) -> Report:
     """Read the jobs under `directories` and aggregate them by method."""
-    jobs: list[Job] = []
     folders: list[list[Job]] = []
     for directory in directories:
         found = find_jobs(directory)
@@ -58,13 +57,16 @@ def collect(directories: list[Path], baseline: str = BASELINE) -> Report:
                 f"no gramkd runs under {directory} (no job folder with .hydra/config.yaml); "
                 "pass the multirun folder of a sweep, e.g. logs/mfeat/ablation/multiruns/<time>"
             )
-        jobs += found
         folders.append(found)
+    jobs = [job for found in folders for job in found]
     label_jobs(jobs)
     finished = [job for job in jobs if job.metrics is not None]
     if not finished:
         where = ", ".join(str(d) for d in directories)
         raise GramkdError(f"none of the {len(jobs)} jobs under {where} has finished (no metrics.json in any of them); rerun the sweep")
+    if baseline != BASELINE and baseline not in {job.method for job in finished}:
+        methods = ", ".join(sorted({job.method for job in finished}))
+        raise GramkdError(f"no finished job of method '{baseline}' to compare with; the methods are: {methods}")
     report = aggregate(finished, baseline)
     report.missing = [line for found in folders for line in missing_jobs(found)]
     report.sources = list(directories)
