@@ -297,7 +297,7 @@ def test_more_seeds_for_kd_and_kd_gram_are_the_ablations_jobs(method, compose_fi
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         sweep = compose("fit", overrides=["experiment=digits_nlvr/kd_gram_seeds"], return_hydra_config=True)
-    assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("kd,kd_gram", "range(10,100)")
+    assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("kd,kd_gram", "range(10,120)")
     more = compose_fit(["experiment=digits_nlvr/kd_gram_seeds", f"distill={method}", "seed=12", *QUIET])
     ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=12", *QUIET])
     assert more.name != ablation.name
