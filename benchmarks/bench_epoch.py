@@ -11,9 +11,9 @@ Variants, measured in interleaved rounds (one fit of each per round, order rotat
   hand            the minimal PyTorch loop (common.HandLoop), teacher under no_grad every step
   bare            a LightningModule with only the same math in training_step (Lightning's own floor)
   distill         DistillModule, teacher_cache=off: identical math to `hand` — the goal (<= 1.10)
-  distill_nolog   the same with `self.log`/`self.log_dict` made no-ops (what Lightning's logging
-                  costs: the per-step values at the log_every_n_steps cadence, the epoch means,
-                  metrics and term weights once per epoch)
+  distill_nolog   the same with its logging made no-ops (`self.log`, `self.log_dict`, `log_values`:
+                  what logging costs: the per-step values at the log_every_n_steps cadence, the
+                  epoch means, metrics and term weights once per epoch)
   distill_nolog_nometrics  also without the train metrics (no rows kept per step, no compute)
   cache_memory    DistillModule, teacher_cache=memory (the config's default)
   cache_disk      DistillModule, teacher_cache=disk (memory-mapped .npy files in a temp folder)
@@ -58,7 +58,7 @@ from common import (  # noqa: E402
 
 
 class DistillNoLog(DistillModule):
-    """DistillModule whose Lightning logging calls do nothing: the `<name>_step` values at the
+    """DistillModule whose logging calls (`self.log`, `self.log_dict`, `log_values`) do nothing: the `<name>_step` values at the
     log_every_n_steps cadence, the epoch means, the metrics and the term weights, once per
     epoch. The epoch sums and the metrics are still kept."""
 
@@ -66,6 +66,9 @@ class DistillNoLog(DistillModule):
         pass
 
     def log_dict(self, *args, **kwargs):
+        pass
+
+    def log_values(self, *args, **kwargs):
         pass
 
 
@@ -164,9 +167,11 @@ def profile_distill(setup, epochs: int) -> dict:
         "  KD term (its loss, forward)": cumulative("gramkd/distill/kd.py", "loss"),
         "  stop_if_not_finite": cumulative("gramkd/modules/classifier.py", "stop_if_not_finite"),
         "  log_train_step (epoch sums, metric rows, cadence logs)": cumulative("gramkd/modules/classifier.py", "log_train_step"),
-        "per-epoch hooks (epoch means, metrics, weights)": cumulative("gramkd/modules/distill.py", "on_train_epoch_end")
-        + cumulative("gramkd/modules/distill.py", "on_train_epoch_start"),
+        "per-epoch hooks (epoch means, metrics, weights)": cumulative("gramkd/modules/distill.py", "on_train_epoch_end"),
         "LightningModule.log (every call)": cumulative("lightning/pytorch/core/module.py", "log"),
+        "log_values (the module's own logging: one call per cadence step and per epoch)": cumulative(
+            "gramkd/modules/direct_log.py", "log_values"
+        ),
         "torchmetrics update (every call)": cumulative("torchmetrics/collections.py", "update"),
         "backward": cumulative("torch/_tensor.py", "backward"),
         "AdamW update (_single_tensor_adam)": cumulative("torch/optim/adam.py", "_single_tensor_adam")
@@ -175,7 +180,15 @@ def profile_distill(setup, epochs: int) -> dict:
     log_calls = sum(
         v[1] for (f, _, n), v in stats.items() if f.replace("\\", "/").endswith("lightning/pytorch/core/module.py") and n == "log"
     )
-    return {"steps": steps, "log_calls_per_step": log_calls / steps, "ms_per_step": {k: 1000 * v / steps for k, v in named.items()}}
+    direct_calls = sum(
+        v[1] for (f, _, n), v in stats.items() if f.replace("\\", "/").endswith("gramkd/modules/direct_log.py") and n == "log_values"
+    )
+    return {
+        "steps": steps,
+        "log_calls_per_step": log_calls / steps,
+        "log_values_calls_per_step": direct_calls / steps,
+        "ms_per_step": {k: 1000 * v / steps for k, v in named.items()},
+    }
 
 
 def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = None) -> dict:
@@ -269,7 +282,7 @@ def main() -> None:
         out[f"overhead{suffix}_ms_per_step"] = {
             "distill - hand": ms["distill"] - ms["hand"],
             "bare - hand (Lightning loop)": ms["bare"] - ms["hand"],
-            "distill - distill_nolog (Lightning logging)": ms["distill"] - ms["distill_nolog"],
+            "distill - distill_nolog (logging)": ms["distill"] - ms["distill_nolog"],
             "distill_nolog - distill_nolog_nometrics (train metrics)": ms["distill_nolog"] - ms["distill_nolog_nometrics"],
             "distill_nolog_nometrics - bare (DistillModule own step)": ms["distill_nolog_nometrics"] - ms["bare"],
         }

@@ -1,7 +1,8 @@
 """Item 1b: the DistillModule against a hand-written loop with ViLT nets (goal: ≤ 1.05).
 
-`experiment=digits_nlvr/kd_gram` from the real configs: a ViLT student (conf/net/vilt_student.yaml:
-hidden 32, 2 layers) distilled from a randomly initialised ViLT teacher (vilt_teacher.yaml as the
+`experiment=digits_nlvr/kd_gram_vilt` from the real configs (with `common.VILT_BENCH`: batches of 64,
+every row labeled): a ViLT student (conf/net/vilt_student.yaml as that experiment sets it: hidden 32,
+2 layers, an 8-channel conv stem) distilled from a randomly initialised ViLT teacher (vilt_teacher.yaml as the
 teacher experiment sets it: hidden 64, 4 layers) with KD + the centred Gram term (weight 1), AdamW
 with the per-step warm-up/cosine schedule, on digits_nlvr batches of 64 (two 1x16x16 digit images
 cut into 4x4 patches, a 12-token statement from a ~40-word vocabulary), generated in a temporary

@@ -2,7 +2,7 @@
 hand-written loop, and the Gram term's share of a training step. Writes a markdown page (`--out`,
 default benchmarks/results-gpu.md) and its figures as JSON beside it.
 
-The setup is bench_epoch_vilt.py's (`experiment=digits_nlvr/kd_gram`: ViLT student and randomly
+The setup is bench_epoch_vilt.py's (`experiment=digits_nlvr/kd_gram_vilt`: ViLT student and randomly
 initialised ViLT teacher, KD + centred Gram, AdamW with the per-step warm-up/cosine schedule,
 digits_nlvr batches of 64, generated in a temporary folder), on `--device` under Lightning's
 `--precision`; the hand-written loop runs the same math under the same autocast, moves each batch as
@@ -157,7 +157,7 @@ def render(r: dict) -> str:
         "",
         "## Setup",
         "",
-        f"`experiment=digits_nlvr/kd_gram` from the real configs: student {r['student']['class']} ({r['student']['params']:,} parameters), "
+        f"`experiment=digits_nlvr/kd_gram_vilt` from the real configs (batches of 64, every row labeled): student {r['student']['class']} ({r['student']['params']:,} parameters), "
         f"teacher {r['teacher']['class']} ({r['teacher']['params']:,} parameters, random weights), KD + centred Gram (weight 1), AdamW "
         f"with the per-step warm-up/cosine schedule; digits_nlvr generated in a temporary folder ({r['train_rows']} training rows: "
         f"{steps} steps of {r['batch_size']} per epoch). Every variant starts from the same student weights and reads the same batches "

@@ -58,6 +58,21 @@ def test_step_values_reach_the_logger_at_the_log_every_n_steps_cadence(compose_f
     assert [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")] == pytest.approx(GOLDEN["train/loss_epoch"], rel=1e-6)
 
 
+def test_training_values_bypass_self_log_and_still_reach_callbacks_and_the_progress_bar(compose_fit, tmp_path, monkeypatch):
+    import lightning as L
+
+    names = []
+    original = L.LightningModule.log
+    monkeypatch.setattr(L.LightningModule, "log", lambda self, name, *a, **k: (names.append(name), original(self, name, *a, **k))[1])
+    cfg = compose_fit([*CONFIG, "trainer.log_every_n_steps=1", "test_after_fit=false"], tmp_path / "run")
+    metrics, _, trainer = train_and_test(cfg)  # metrics: what metrics.json gets, from trainer.callback_metrics
+    assert names and not [n for n in names if n.startswith(("train/", "weight/"))]  # only validation values
+    for name, values in GOLDEN.items():
+        assert metrics[name.removesuffix("_epoch")] == pytest.approx(values[-1], rel=1e-6), name
+    assert metrics["weight/gram"] == pytest.approx(cfg.distill.gram.weight)
+    assert float(trainer.progress_bar_metrics["train/loss_epoch"]) == pytest.approx(GOLDEN["train/loss_epoch"][-1], rel=1e-6)
+
+
 @pytest.mark.parametrize("num_classes", [2, 10])
 def test_train_metrics_fed_in_batches_equal_one_update_per_step_to_the_bit(num_classes):
     import torch

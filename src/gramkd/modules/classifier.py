@@ -12,7 +12,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
-from gramkd.modules.epoch_means import EpochMeans, stack_values
+from gramkd.modules.direct_log import log_values
+from gramkd.modules.epoch_means import EpochMeans, stack_values, suffixed
 from gramkd.modules.metrics import BatchedUpdates, classification_metrics
 from gramkd.nets.contract import check_network
 from gramkd.nets.output import MultimodalOutput
@@ -82,29 +83,30 @@ class ClassifierModule(L.LightningModule):
         self, values: dict[str, torch.Tensor], logits: torch.Tensor, target: torch.Tensor, stacked: torch.Tensor | None = None
     ) -> None:
         """Per-step values reach the loggers at Lightning's `log_every_n_steps` cadence (as
-        `<name>_step`); their epoch means and the train metrics are logged once, at epoch end.
+        `<name>_step`); their epoch means and the train metrics are logged once, at epoch end
+        (as `<name>_epoch`: the names Lightning gives on_step + on_epoch values), each in one call.
         `stacked`: the values as `stack_values(values)`, when the step has made it already."""
         self.train_means.add(values, len(target), stacked)
         self.train_metric_updates.update(logits, target)
         if self._trainer is not None and self._trainer._logger_connector.should_update_logs:
-            self._log_suffixed(values, "_step", on_step=True, on_epoch=False)
+            self.log_values(suffixed(values, "_step"), prog_bar=("train/loss_step",))
 
     def on_train_epoch_end(self) -> None:
         means = self.train_means.pop_means()
         if not means:
             return
-        self._log_suffixed(means, "_epoch", on_step=False, on_epoch=True)
         self.train_metric_updates.flush()
         metrics = self.split_metrics["train_metrics"]
-        self.log_dict(metrics.compute(), on_step=False, on_epoch=True)
+        self.log_values({**suffixed(means, "_epoch"), **self.epoch_values(), **metrics.compute()}, prog_bar=("train/loss_epoch",))
         metrics.reset()
 
-    def _log_suffixed(self, values: dict[str, torch.Tensor], suffix: str, **when) -> None:
-        """Log under the names Lightning gives on_step + on_epoch values; the loss on the progress bar."""
-        named = {f"{name}{suffix}": value for name, value in values.items()}
-        loss = named.pop(f"train/loss{suffix}")
-        self.log(f"train/loss{suffix}", loss, prog_bar=True, **when)
-        self.log_dict(named, **when)
+    def log_values(self, values: dict[str, torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:
+        """Values the module reduced itself, to the loggers in one call (see `direct_log`)."""
+        log_values(self, values, prog_bar)
+
+    def epoch_values(self) -> dict[str, torch.Tensor]:
+        """Values a subclass logs once per training epoch, with the epoch means."""
+        return {}
 
     def stop_if_not_finite(self, terms: dict[str, torch.Tensor], stacked: torch.Tensor | None = None) -> None:
         """Stop on a NaN/Inf loss term, naming it, after checkpointing the last good state (the

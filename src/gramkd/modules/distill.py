@@ -94,9 +94,12 @@ class DistillModule(ClassifierModule):
         folder = self.teacher_cache_dir if self.teacher_cache_mode == "disk" else None
         self.teacher_cache = TeacherOutputCache(data.num_rows, net_key(self.teacher, self.run_config.get("data", {})), folder)
 
-    def on_train_epoch_start(self) -> None:
-        for name, term in self.terms.items():  # constant within an epoch: logged once, not every step
-            self.log(f"weight/{name}", float(term.weight_at(self.current_epoch)), on_step=False, on_epoch=True)
+    def epoch_values(self) -> dict[str, torch.Tensor]:
+        """Each term's weight: constant within an epoch, so logged once, with the epoch means."""
+        return {
+            f"weight/{name}": torch.tensor(float(term.weight_at(self.current_epoch)), device=self.device)
+            for name, term in self.terms.items()
+        }
 
     def teacher_outputs(self, batch: dict, kind: str = "full") -> MultimodalOutput:
         """The teacher's outputs (`full`, or `single`: one modality at a time), cached per row."""

@@ -6,6 +6,10 @@ def stack_values(values: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.stack([value.detach() for value in values.values()])
 
 
+def suffixed(values: dict[str, torch.Tensor], suffix: str) -> dict[str, torch.Tensor]:
+    return {f"{name}{suffix}": value for name, value in values.items()}
+
+
 class EpochMeans:
     """Batch-size-weighted running sums of per-step values, for their epoch means.
 
