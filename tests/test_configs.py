@@ -254,7 +254,7 @@ def test_distill_experiment_builds_student_teacher_and_terms(experiment, compose
     smaller = 5 if experiment.startswith(("digits_nlvr/", "image_text/")) else 10  # vision-language students: >= 5x fewer parameters
     assert count_parameters(teacher) >= smaller * count_parameters(module.net)
     assert cfg.teacher.experiment.endswith("/teacher") and cfg.teacher.experiment.split("/")[0] == experiment.split("/")[0]
-    if experiment.endswith(("/ablation", "/gram_variants", "/kd_gram_seeds")):
+    if experiment.endswith(("/ablation", "/gram_variants", "/kd_gram_seeds", "/vilt_ablation")):
         assert list(cfg.compare_with) == []  # sweeps: the comparisons are the sweep's own rows
     else:  # the scratch student first; a cross-architecture student also beside the same-class one
         assert list(cfg.compare_with)[0] == f"{experiment.split('/')[0]}/student_scratch"
@@ -302,6 +302,20 @@ def test_more_seeds_for_kd_and_kd_gram_are_the_ablations_jobs(method, compose_fi
     ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=12", *QUIET])
     assert more.name != ablation.name
     assert {k: v for k, v in more.items() if k != "name"} == {k: v for k, v in ablation.items() if k != "name"}
+
+
+@pytest.mark.parametrize("method", ["none", "kd", "kd_gram"])
+def test_vilt_ablation_is_the_ablation_with_kd_gram_vilts_student(method, compose_fit):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        sweep = compose("fit", overrides=["experiment=digits_nlvr/vilt_ablation"], return_hydra_config=True)
+    assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("none,kd,kd_gram", "range(0,10)")
+    vilt = compose_fit(["experiment=digits_nlvr/vilt_ablation", f"distill={method}", "seed=3", *QUIET])
+    ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=3", *QUIET])
+    single = compose_fit(["experiment=digits_nlvr/kd_gram_vilt", *QUIET])
+    assert vilt.net == single.net and vilt.net._target_ != ablation.net._target_
+    assert {k for k in vilt if vilt[k] != ablation.get(k)} == {"name", "net"}
 
 
 @pytest.mark.parametrize("data", ["mfeat", "synthetic", "digits_nlvr"])
