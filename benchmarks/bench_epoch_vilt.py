@@ -10,7 +10,7 @@ folder with `--train-rows` training examples. Variants as in bench_epoch.py: `ha
 `distill` (teacher_cache=off, the goal), `cache_memory` (the config's default); the losses of every
 step must be bit-identical.
 
-    python benchmarks/bench_epoch_vilt.py [--epochs 4] [--repeats 5] [--train-rows 512]
+    python benchmarks/bench_epoch_vilt.py [--epochs 4] [--repeats 9] [--train-rows 512]
 """
 
 import argparse
@@ -41,7 +41,7 @@ def variants(setup) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--train-rows", type=int, default=512)
     args = parser.parse_args()
     load_before = load()

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE))
 
 BENCHMARKS = {  # script -> (full arguments, --quick arguments)
     "bench_epoch.py": (["--epochs", "6", "--repeats", "9"], ["--epochs", "3", "--repeats", "2", "--profile-epochs", "2"]),
-    "bench_epoch_vilt.py": (["--epochs", "4", "--repeats", "5"], ["--epochs", "2", "--repeats", "2"]),
+    "bench_epoch_vilt.py": (["--epochs", "4", "--repeats", "9"], ["--epochs", "2", "--repeats", "2"]),
     "bench_gram_share.py": (["--repeats", "15", "--number", "20"], ["--repeats", "3", "--number", "5"]),
     "bench_single_modality.py": (["--repeats", "15", "--number", "10"], ["--repeats", "3", "--number", "3"]),
     "bench_scaling.py": (["--repeats", "7"], ["--repeats", "2"]),
