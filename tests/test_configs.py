@@ -274,12 +274,17 @@ def test_distill_options_compose_as_a_list_and_override(compose_fit):
 ABLATION_METHODS = ["none", "kd", "msd", "gram", "kd_gram", "sp", "rkd", "gram_logits"]
 
 
-@pytest.mark.parametrize("data, seeds", [("mfeat", "range(0,5)"), ("synthetic", "range(0,5)"), ("digits_nlvr", "range(0,10)")])
-def test_ablation_sweeps_every_method_over_its_seeds(data, seeds, tmp_path):
+def sweep_config(experiment: str):
+    """The composed config of a sweep experiment, its `hydra` node (launcher, sweeper) included."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("fit", overrides=[f"experiment={data}/ablation"], return_hydra_config=True)
+        return compose("fit", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+
+
+@pytest.mark.parametrize("data, seeds", [("mfeat", "range(0,5)"), ("synthetic", "range(0,5)"), ("digits_nlvr", "range(0,10)")])
+def test_ablation_sweeps_every_method_over_its_seeds(data, seeds, tmp_path):
+    cfg = sweep_config(f"{data}/ablation")
     assert cfg.hydra.mode.name == "MULTIRUN"  # a sweep with or without -m
     assert cfg.hydra.sweeper.params.distill.split(",") == ABLATION_METHODS
     assert cfg.hydra.sweeper.params.seed == seeds
@@ -291,10 +296,7 @@ def test_ablation_sweeps_every_method_over_its_seeds(data, seeds, tmp_path):
 
 @pytest.mark.parametrize("method", ["kd", "kd_gram"])
 def test_more_seeds_for_kd_and_kd_gram_are_the_ablations_jobs(method, compose_fit):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        sweep = compose("fit", overrides=["experiment=digits_nlvr/kd_gram_seeds"], return_hydra_config=True)
+    sweep = sweep_config("digits_nlvr/kd_gram_seeds")
     assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("kd,kd_gram", "range(10,120)")
     more = compose_fit(["experiment=digits_nlvr/kd_gram_seeds", f"distill={method}", "seed=12", *QUIET])
     ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=12", *QUIET])
@@ -304,10 +306,7 @@ def test_more_seeds_for_kd_and_kd_gram_are_the_ablations_jobs(method, compose_fi
 
 @pytest.mark.parametrize("method", ["none", "kd", "kd_gram"])
 def test_vilt_ablation_is_the_ablation_with_kd_gram_vilts_student(method, compose_fit):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        sweep = compose("fit", overrides=["experiment=digits_nlvr/vilt_ablation"], return_hydra_config=True)
+    sweep = sweep_config("digits_nlvr/vilt_ablation")
     assert (sweep.hydra.sweeper.params.distill, sweep.hydra.sweeper.params.seed) == ("none,kd,kd_gram", "range(0,10)")
     vilt = compose_fit(["experiment=digits_nlvr/vilt_ablation", f"distill={method}", "seed=3", *QUIET])
     ablation = compose_fit(["experiment=digits_nlvr/ablation", f"distill={method}", "seed=3", *QUIET])
@@ -378,10 +377,7 @@ GRAM_VARIANTS = {  # option -> what it changes in the ablation's kd_gram (centre
 
 
 def test_gram_variants_sweep_every_variant_over_five_seeds():
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("fit", overrides=["experiment=digits_nlvr/gram_variants"], return_hydra_config=True)
+    cfg = sweep_config("digits_nlvr/gram_variants")
     params = cfg.hydra.sweeper.params
     assert set(params.gram_variant.split(",")) == set(GRAM_VARIANTS) == set(available("gram_variant"))
     assert (params.distill, params.seed, cfg.hydra.launcher.n_jobs) == ("kd_gram", "range(0,5)", 2)
