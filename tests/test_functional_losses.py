@@ -463,9 +463,9 @@ def test_written_out_gradient_equals_autograd_through_the_plain_operations(
             student = student.masked_fill(~mask.unsqueeze(-1), float("nan"))
         args = (mask, normalize, exclude_diagonal, distance, center, reduction)
         fast_s, fast_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()
-        gram_loss(fast_s, fast_t, *args).backward()
+        (0.37 * gram_loss(fast_s, fast_t, *args)).backward()  # a weight: the backward scales the forward's gradient
         plain_s, plain_t = student.clone().requires_grad_(), teacher.clone().requires_grad_()
-        plain_gram_loss(plain_s, plain_t, *args).backward()
+        (0.37 * plain_gram_loss(plain_s, plain_t, *args)).backward()
         torch.testing.assert_close(fast_s.grad, plain_s.grad, rtol=1e-12, atol=1e-14, msg=name)
         torch.testing.assert_close(fast_t.grad, plain_t.grad, rtol=1e-12, atol=1e-14, msg=name)
 
@@ -481,6 +481,24 @@ def test_a_prepared_mask_gives_the_same_bits_and_is_checked(generator):
     assert torch.equal(gram_matrix(teacher, prepared, True, True), gram_matrix(teacher, mask, True, True))
     with pytest.raises(ValueError, match=re.escape("[batch, modalities] = (4, 3)")):
         gram_matrix(teacher[:4], prepared)
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_the_gradient_made_in_the_forward_keeps_the_rows_precision_under_autocast(generator, center):
+    """The forward computes the gradient too, under whatever autocast the caller runs; its
+    matrix product must still run at the rows' precision, as it did in the backward pass."""
+    from gramkd.distill.functional.gram import GramMask, _gradients, _GramRows, gram_loss_options
+
+    features = torch.randn(16, 3, 32, generator=generator)
+    difference = torch.randn(16, 3, 3, generator=generator).to(torch.bfloat16)  # an autocast Gram difference
+    difference = difference + difference.transpose(1, 2)
+    mask, options = GramMask(None, 16, 3), gram_loss_options(True, None, "mse", center, "sample")
+    rows = _GramRows.of(features, mask, True, center)
+    plain = _gradients((True, False), rows, difference, mask, options)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = _gradients((True, False), rows, difference, mask, options)[0]
+    assert plain.dtype == under_autocast.dtype == torch.float32
+    assert torch.equal(under_autocast, plain)
 
 
 def test_the_fused_loss_refuses_a_second_derivative(generator):

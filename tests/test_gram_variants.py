@@ -129,13 +129,25 @@ def test_layers_average_the_loss_over_the_mapped_pairs(student_layers, teacher_l
 
 
 @pytest.mark.parametrize("source", ["modality_features", "layer_features"])
-def test_the_teachers_grams_read_from_the_row_cache_give_the_same_loss(source):
+def test_the_teachers_grams_read_from_the_row_cache_give_the_same_loss_and_gradient(source):
+    """Online the teacher's Gram matrices are made inside the loss's autograd node; cached they
+    are read per row: the same bits either way."""
     step = make_step(2)
+    rows = getattr(step.student, source)
     term = GramDistillation(source=source, center=True)
-    expected = term.loss(step)
+
+    def loss_and_gradient():
+        rows.grad = None
+        loss = term.loss(step)
+        loss.backward()
+        return loss.detach(), rows.grad.clone()
+
+    rows.requires_grad_(True)
+    expected = loss_and_gradient()
     term._teacher_grams = RowCache(B)  # as the term makes it when the module caches the teacher
     for _ in range(2):  # fills the cache, then reads it
-        assert torch.equal(term.loss(step), expected)
+        loss, gradient = loss_and_gradient()
+        assert torch.equal(loss, expected[0]) and torch.equal(gradient, expected[1])
     assert term._teacher_grams.complete
 
 

@@ -67,21 +67,22 @@ class GramDistillation(DistillationTerm):
         self._module = pl_module
 
     def loss(self, step: DistillStep) -> torch.Tensor:
-        mask = self.rows.mask(step)
-        return prepared_gram_loss(self.rows.student(step), self.teacher_grams(step, mask), mask, self.options)
+        mask, student = self.rows.mask(step), self.rows.student(step)
+        cache = self._teacher_gram_cache()
+        if cache is None:  # the teacher's Gram matrices are made inside the loss's autograd node
+            return prepared_gram_loss(student, None, mask, self.options, self.rows.teacher(step))
+        return prepared_gram_loss(student, self.cached_teacher_grams(step, mask, cache), mask, self.options)
 
-    def teacher_grams(self, step: DistillStep, mask) -> torch.Tensor:
-        """The teacher's Gram matrices of the step's rows: read per row when they are cached."""
+    def cached_teacher_grams(self, step: DistillStep, mask, cache: RowCache) -> torch.Tensor:
+        """The teacher's Gram matrices of the step's rows, read from the per-row cache (made on a miss)."""
 
         def compute() -> torch.Tensor:
             with torch.no_grad():
-                return gram_matrix(self.rows.teacher(step), mask, self.options[0], self.center)
+                grams = gram_matrix(self.rows.teacher(step), mask, self.options[0], self.center)
+            return self.rows.per_sample(grams, len(index))
 
-        cache = self._teacher_gram_cache()
-        if cache is None:
-            return compute()
         index = step.batch["index"]
-        return self.rows.flat(cache.get_or_compute(index, lambda: self.rows.per_sample(compute(), len(index))))
+        return self.rows.flat(cache.get_or_compute(index, compute))
 
     def _teacher_gram_cache(self) -> RowCache | None:
         """Per-row teacher Gram matrices, when the teacher's outputs are per-row constants."""

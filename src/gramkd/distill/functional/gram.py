@@ -11,6 +11,8 @@ depends on how many modalities a sample has; each sample's mean over its pairs c
 sample with k modalities weighs no more than one with two.
 """
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,20 +49,24 @@ def gram_matrix(features: Tensor, mask: "Tensor | GramMask | None" = None, norma
 
 class _GramRows:
     """The rows a Gram matrix multiplies: masked, centred, normalised as asked (`rows`), with
-    what the backward pass of :class:`_GramLossToTarget` needs (the norms)."""
+    what the gradient of :class:`_GramLossToTarget` needs (the norms)."""
 
     def __init__(self, rows: Tensor, norm: Tensor | None = None):
         self.rows, self.norm = rows, norm
 
     @classmethod
     def of(cls, features: Tensor, mask: GramMask, normalize: bool, center: bool) -> "_GramRows":
-        features = mask.keep_rows(features)
+        rows = mask.keep_rows(features)
         if center:
-            features = _centred(features, mask)
+            rows = _centred(rows, mask)
         if not normalize:
-            return cls(features)
-        norm = torch.linalg.vector_norm(features, dim=-1, keepdim=True).clamp_min(NORM_EPS)
-        return cls(features / norm, norm)
+            return cls(rows)
+        # in place where nothing records the operations (no_grad, an autograd Function's
+        # forward) on tensors made here: the same bits, with one [B, M, D] buffer fewer to touch
+        in_place = not (torch.is_grad_enabled() and features.requires_grad)
+        norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
+        norm = norm.clamp_min_(NORM_EPS) if in_place else norm.clamp_min(NORM_EPS)
+        return cls(rows.div_(norm) if in_place and rows is not features else rows / norm, norm)
 
 
 def _centred(rows: Tensor, mask: GramMask) -> Tensor:
@@ -106,9 +112,8 @@ def gram_loss(
             "student and teacher features must agree in batch and modality sizes [B, M, ...]; "
             f"got student {tuple(student_features.shape)} and teacher {tuple(teacher_features.shape)}"
         )
-    mask = GramMask.of(mask, student_features)
-    teacher_gram = gram_matrix(teacher_features, mask, normalize, center)
-    return gram_loss_to_target(student_features, teacher_gram, mask, normalize, exclude_diagonal, distance, center, reduction)
+    options = gram_loss_options(normalize, exclude_diagonal, distance, center, reduction)
+    return prepared_gram_loss(student_features, None, GramMask.of(mask, student_features), options, teacher_features)
 
 
 def gram_loss_to_target(
@@ -139,20 +144,31 @@ def gram_loss_options(normalize: bool, exclude_diagonal: bool | None, distance: 
     return (bool(normalize), exclude_diagonal, distance == "mse", bool(center), reduction == "sample")
 
 
-def prepared_gram_loss(student_features: Tensor, teacher_gram: Tensor, mask: GramMask, options: tuple) -> Tensor:
+def prepared_gram_loss(
+    student_features: Tensor, teacher_gram: Tensor | None, mask: GramMask, options: tuple, teacher_features: Tensor | None = None
+) -> Tensor:
     """:func:`gram_loss_to_target` with nothing left to check: a :class:`GramMask` of the student's
-    features and options from :func:`gram_loss_options` (a term's per-step call)."""
-    return _GramLossToTarget.apply(student_features, teacher_gram, mask, options)
+    features and options from :func:`gram_loss_options` (a term's per-step call). With
+    `teacher_gram` None it is :func:`gram_loss` against `teacher_features`, whose Gram matrix is
+    then made inside the loss's autograd node unless gradient must reach them."""
+    if teacher_gram is None and teacher_features.requires_grad and torch.is_grad_enabled():
+        teacher_gram, teacher_features = gram_matrix(teacher_features, mask, options[0], options[3]), None
+    return _GramLossToTarget.apply(student_features, teacher_gram, mask, options, teacher_features)
 
 
 class _GramLossToTarget(torch.autograd.Function):
     """:func:`gram_loss_to_target` as one autograd node. Its forward runs the very operations of
-    :func:`gram_matrix` and the loss; its backward is the gradient written out, a dozen operations
-    where autograd would replay the forward's forty."""
+    :func:`gram_matrix` and the loss and then, when an input needs it, the gradient written out
+    (a dozen operations where autograd would replay the forward's forty), while the forward's
+    tensors are still in the cache: the loss is a scalar, so its backward only scales that
+    gradient by the incoming one."""
 
     @staticmethod
-    def forward(ctx, features, teacher_gram, mask: GramMask, options: tuple):
+    def forward(ctx, features, teacher_gram, mask: GramMask, options: tuple, teacher_features):
         normalize, exclude_diagonal, mse, center, per_sample = options
+        if teacher_gram is None:
+            teacher = _GramRows.of(teacher_features, mask, normalize, center).rows
+            teacher_gram = torch.bmm(teacher, teacher.transpose(1, 2))
         rows = _GramRows.of(features, mask, normalize, center)
         difference = torch.bmm(rows.rows, rows.rows.transpose(1, 2)) - teacher_gram
         difference = mask.zero_left_out_pairs(difference, exclude_diagonal)  # no loss, no gradient
@@ -161,39 +177,55 @@ class _GramLossToTarget(torch.autograd.Function):
         else:
             elementwise = F.smooth_l1_loss(difference, constant(0, difference).expand_as(difference), reduction="none", beta=1.0)
         weights = mask.sample_weights(exclude_diagonal, elementwise) if per_sample else None
-        ctx.save_for_backward(rows.rows, difference, *((rows.norm,) if normalize else ()))
-        ctx.mask, ctx.options = mask, options
         if weights is None:
-            return elementwise.sum() / mask.pair_count(exclude_diagonal, elementwise)
-        return (elementwise * weights).sum()
+            loss = elementwise.sum() / mask.pair_count(exclude_diagonal, elementwise)
+        else:
+            loss = (elementwise * weights).sum()
+        gradients = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options)
+        ctx.save_for_backward(*(g for g in gradients if g is not None))
+        ctx.computed = [g is not None for g in gradients]
+        ctx.set_materialize_grads(False)
+        return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        rows, difference, *norms = ctx.saved_tensors
-        mask, (_, exclude_diagonal, mse, center, per_sample) = ctx.mask, ctx.options
-        # d loss / d gram = pair weight · (2·difference (MSE) or the difference clipped to [-1, 1]
-        # (smooth L1, beta 1)); both are symmetric, so d gram + d gramᵀ is twice it
-        symmetric = mask.weigh_pairs(
-            difference if mse else difference.clamp(-1.0, 1.0), grad, exclude_diagonal, per_sample, 4 if mse else 2
-        )
-        d_teacher = symmetric * -0.5 if ctx.needs_input_grad[1] else None
-        d_features = None
-        if ctx.needs_input_grad[0]:  # gram = rows rowsᵀ: d rows = (d gram + d gramᵀ) rows
-            if symmetric.dtype != rows.dtype:
-                symmetric = symmetric.to(rows.dtype)
-            d_features = _rows_backward(torch.bmm(symmetric, rows), rows, norms, mask, center)
-        return d_features, d_teacher, None, None
+        saved = iter(ctx.saved_tensors)
+        gradients = [next(saved) if computed else None for computed in ctx.computed]
+        return *(None if g is None or grad is None else g * grad for g in gradients), None, None, None
 
 
-def _rows_backward(d_rows: Tensor, rows: Tensor, norms: list[Tensor], mask: GramMask, center: bool) -> Tensor:
-    """The gradient with respect to the features, given that with respect to `_GramRows.rows`
+def _gradients(needed: tuple, rows: "_GramRows", difference: Tensor, mask: GramMask, options: tuple) -> tuple:
+    """The loss's gradients with respect to the features and the teacher's Gram matrix (None
+    where not `needed`)."""
+    if not any(needed):
+        return None, None
+    _, exclude_diagonal, mse, center, per_sample = options
+    # d loss / d gram = pair weight · (2·difference (MSE) or the difference clipped to [-1, 1]
+    # (smooth L1, beta 1)); both are symmetric, so d gram + d gramᵀ is twice it
+    symmetric = mask.weigh_pairs(difference if mse else difference.clamp(-1.0, 1.0), exclude_diagonal, per_sample, 4 if mse else 2)
+    d_teacher = symmetric * constant(-0.5, symmetric) if needed[1] else None
+    if not needed[0]:
+        return None, d_teacher
+    if symmetric.dtype != rows.rows.dtype:
+        symmetric = symmetric.to(rows.rows.dtype)
+    with _autocast_off(symmetric.device):  # at the rows' precision, as a backward pass would run it
+        # gram = rows rowsᵀ: d rows = (d gram + d gramᵀ) rows
+        return _rows_backward(torch.bmm(symmetric, rows.rows), rows, mask, center), d_teacher
+
+
+def _autocast_off(device: torch.device):
+    return torch.autocast(device.type, enabled=False) if torch.is_autocast_enabled(device.type) else nullcontext()
+
+
+def _rows_backward(d_rows: Tensor, rows: "_GramRows", mask: GramMask, center: bool) -> Tensor:
+    """The gradient with respect to the features, given that with respect to `rows.rows`
     (zero on absent rows already: their pairs' differences are zero)."""
-    if norms:  # rows = c / max(|c|, eps): d c = (d rows - rows <rows, d rows>) / max(|c|, eps)
+    if rows.norm is not None:  # rows = c / max(|c|, eps): d c = (d rows - rows <rows, d rows>) / max(|c|, eps)
         # (exact for |c| >= eps, and for c = 0: absent rows, a lone centred row; in between,
         # for 0 < |c| < 1e-12, autograd would drop the radial part)
-        (norm,) = norms
-        d_rows = torch.addcmul(d_rows, rows, (rows * d_rows).sum(-1, keepdim=True), value=-1) / norm
+        unit = rows.rows
+        d_rows = torch.addcmul(d_rows, unit, (unit * d_rows).sum(-1, keepdim=True), value=-1).div_(rows.norm)
     return _centred(d_rows, mask) if center else d_rows
 
 

@@ -80,16 +80,16 @@ class GramMask:
 
         return self._memo(("weights", exclude_diagonal, like.dtype), weights)
 
-    def weigh_pairs(self, gram: Tensor, grad: Tensor, exclude_diagonal: bool, per_sample: bool, factor: int) -> Tensor:
-        """`gram` ``[B, M, M]`` times `grad`, `factor` and each pair's weight in the loss."""
+    def weigh_pairs(self, gram: Tensor, exclude_diagonal: bool, per_sample: bool, factor: int) -> Tensor:
+        """`gram` ``[B, M, M]`` times `factor` and each pair's weight in the loss."""
         if self.all_present:  # one operation: the weight is a number
-            return torch.addcmul(constant(0, gram), gram, grad, value=factor / self._all_pairs(exclude_diagonal))
+            return gram * constant(factor / self._all_pairs(exclude_diagonal), gram)
 
         def scale() -> Tensor:
             weights = self.sample_weights(exclude_diagonal, gram) if per_sample else 1 / self.pair_count(exclude_diagonal, gram)
             return factor * weights
 
-        return gram * (grad * self._memo(("scale", exclude_diagonal, per_sample, factor, gram.dtype), scale))
+        return gram * self._memo(("scale", exclude_diagonal, per_sample, factor, gram.dtype), scale)
 
     def _all_pairs(self, exclude_diagonal: bool) -> int:
         m = self.modalities
