@@ -75,13 +75,13 @@ class GramDistillation(DistillationTerm):
 
     def cached_teacher_grams(self, step: DistillStep, mask, cache: RowCache) -> torch.Tensor:
         """The teacher's Gram matrices of the step's rows, read from the per-row cache (made on a miss)."""
+        index = step.batch["index"]
 
         def compute() -> torch.Tensor:
             with torch.no_grad():
                 grams = gram_matrix(self.rows.teacher(step), mask, self.options[0], self.center)
             return self.rows.per_sample(grams, len(index))
 
-        index = step.batch["index"]
         return self.rows.flat(cache.get_or_compute(index, compute))
 
     def _teacher_gram_cache(self) -> RowCache | None:

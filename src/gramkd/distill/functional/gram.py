@@ -182,8 +182,7 @@ class _GramLossToTarget(torch.autograd.Function):
         else:
             loss = (elementwise * weights).sum()
         gradients = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options)
-        ctx.save_for_backward(*(g for g in gradients if g is not None))
-        ctx.computed = [g is not None for g in gradients]
+        ctx.save_for_backward(*(g for g in gradients if g is not None))  # exactly the inputs that need one
         ctx.set_materialize_grads(False)
         return loss
 
@@ -191,7 +190,7 @@ class _GramLossToTarget(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         saved = iter(ctx.saved_tensors)
-        gradients = [next(saved) if computed else None for computed in ctx.computed]
+        gradients = [next(saved) if needed else None for needed in ctx.needs_input_grad[:2]]
         return *(None if g is None or grad is None else g * grad for g in gradients), None, None, None
 
 
