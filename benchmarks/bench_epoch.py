@@ -29,6 +29,7 @@ core: on a shared machine the steadier of the two).
 import argparse
 import cProfile
 import pstats
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -107,18 +108,29 @@ class BareModule(L.LightningModule):
 def lightning_fit(setup, epochs: int, make_module, placement=CPU) -> dict:
     starts, losses = [], []
     module, terms = make_module()
-    started = placement.stamp()
+    started, faults = placement.stamp(), minor_faults()
     with quiet():
         trainer = lean_trainer(epochs, [*terms, epoch_timer_callback(starts, losses, placement.stamp)], placement)
         trainer.fit(module, datamodule=setup.datamodule)
-    return {"fit": durations([started, placement.stamp()], "wall")[0], "starts": starts, "losses": losses, "module": module}
+    fit = durations([started, placement.stamp()], "wall")[0]
+    return {"fit": fit, "starts": starts, "losses": losses, "module": module, "faults": minor_faults() - faults}
 
 
 def hand_fit(setup, epochs: int, placement=CPU) -> dict:
     starts, losses = [], []
-    started = placement.stamp()
+    started, faults = placement.stamp(), minor_faults()
     HandLoop(setup, placement=placement).fit(epochs, record=losses, epoch_starts=starts)
-    return {"fit": durations([started, placement.stamp()], "wall")[0], "starts": starts, "losses": losses}
+    return {
+        "fit": durations([started, placement.stamp()], "wall")[0],
+        "starts": starts,
+        "losses": losses,
+        "faults": minor_faults() - faults,
+    }
+
+
+def minor_faults() -> int:
+    """This process's page faults so far that needed no disk (fresh pages the allocator touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def variants(setup, cache_dir: str) -> dict:
@@ -234,6 +246,7 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
         if "cache_memory" in runs:
             out[f"cache_speedup_steady{suffix}"] = ratio(steady, "distill", "cache_memory")
             out[f"cache_speedup_first_epoch{suffix}"] = ratio(first, "distill", "cache_memory")
+    out["page_faults_per_step"] = {n: median([f["faults"] / len(f["losses"]) for f in fits]) for n, fits in results.items()}
     walls = {n: [f["fit"] for f in fits] for n, fits in results.items()}
     out["fit_wall_s"] = {n: median(v) for n, v in walls.items()}
     out["ratio_fit_wall_vs_hand"] = {n: ratio(walls, n, "hand") for n in walls}

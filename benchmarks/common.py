@@ -27,6 +27,12 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+from gramkd.allocator import keep_freed_memory  # noqa: E402
+
+# as `gramkd fit` does (keep_freed_memory: true), for every variant alike: the hand loop and the
+# modules share one allocator. BENCH_GLIBC_TRIMS=1 leaves glibc's own policy (to measure the setting).
+FREED_MEMORY_KEPT = os.environ.get("BENCH_GLIBC_TRIMS") != "1" and keep_freed_memory()
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*GPU available but not used.*")
 warnings.filterwarnings("ignore", ".*predict_dataloader.*")
@@ -74,6 +80,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "lightning": lightning.__version__,
         "threads": torch.get_num_threads(),
+        "freed_memory_kept": FREED_MEMORY_KEPT,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "load": load(),
         "busy": busy_processes(),

@@ -94,7 +94,13 @@ def render(machine: dict, r: dict, total_s: float, quick: bool, before: dict | N
         f"Written by `make bench` (`python benchmarks/run_all.py`{' --quick' if quick else ''}) in {total_s / 60:.1f} min.",
         "",
         f"**Machine:** {machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, torch {machine['torch']}, "
-        f"Lightning {machine['lightning']}; OMP_NUM_THREADS=1 (one thread per benchmark process); {machine['date']}.",
+        f"Lightning {machine['lightning']}; OMP_NUM_THREADS=1 (one thread per benchmark process); {machine['date']}. "
+        + (
+            "Every benchmark process keeps the memory it frees, as `gramkd fit` does (`keep_freed_memory: true`; the hand "
+            "loop and the modules share that allocator)."
+            if machine.get("freed_memory_kept")
+            else "glibc's own malloc policy (BENCH_GLIBC_TRIMS=1, or no glibc): freed memory goes back to the OS."
+        ),
         f"**Load (`uptime`):** {machine['load']} at the start, {r['fit_memory']['load_after']} at the end"
         + (
             " — other work was running on this 2-core machine (load ≥ 1), so absolute times are inflated;"
@@ -283,6 +289,21 @@ def section_vilt(v: dict) -> list[str]:
         "student's autograd graph holds its activations), the ViLT teacher's forward took ≈ 20 % longer (50 against 42 ms per "
         "step, measured with this setup while making the change), which alone had put this ratio at 1.09.",
         "",
+        *page_fault_lines(v),
+    ]
+
+
+def page_fault_lines(v: dict) -> list[str]:
+    faults = v.get("page_faults_per_step")
+    if not faults:
+        return []
+    per_variant = ", ".join(f"{name} {count:,.0f}" for name, count in faults.items())
+    return [
+        f"Page faults per training step (minor: fresh pages the allocator touched; the fit's setup included): {per_variant}. "
+        "With glibc's own policy a step's freed activations go back to the OS and fault in again at the next step, thousands "
+        "of pages a step, and more in the DistillModule than in the hand loop; `gramkd fit` keeps freed memory "
+        "(`keep_freed_memory`), as does every benchmark process here.",
+        "",
     ]
 
 
@@ -334,14 +355,20 @@ def section_gram(g: dict, sc: dict) -> list[str]:
         "forward runs the very operations of `gram_matrix` and the loss (bit-identical to the plain float32 operations, tested), "
         "makes the teacher's Gram matrices itself when the teacher runs online (with the cache they are read per row), and "
         "then computes the gradient while those tensors are still in the cache; the loss is a scalar, so its backward is one "
-        "multiplication (equal to autograd through the plain operations to 1e-12 in float64, tested). Rows are normalised in "
+        "multiplication of that gradient, kept on the node rather than saved for backward and without `once_differentiable`'s "
+        "wrapper except under create_graph (≈ 10 µs of backward in a fit, from ≈ 30; the gradient equals autograd through the "
+        "plain operations to 1e-12 in float64, tested). Rows are normalised in "
         "place where nothing records the operations. What remains at batch 64 is ≈ 30 small operations at a few µs each "
         f"({ops['term_online']['all']:.0f} aten calls online, counting those they make inside and the standalone backward's), "
         "three of them batched matrix products of 6×6 results that make up a third of the term (torch's CPU `bmm` takes its "
         "scalar loop below 400 multiply-adds per matrix). Inside a fit each operation costs about 1.5× what it costs in a tight loop "
         "(the teacher's forward and the student's backward have evicted the caches between two calls), which is why the "
-        "in-module share exceeds the hand-step one. A further cut would have to change the bits of the Gram matrices (a "
-        "padded or differently ordered product), which would change every result already published from this code.",
+        "in-module share exceeds the hand-step one. A further cut would have to change the bits of the Gram matrices, and "
+        "with them every result already published from this code; and the unfused ways to do that are slower, not faster "
+        "(a broadcast product and sum: ≈ 36 µs against `bmm`'s 18 for the student's Gram matrices), so only fused kernels "
+        "(`torch.compile`, an extension) would go further. The forward written out for the all-present case, without the "
+        "mask's branches (the same operations and bits), measured 0.3–0.4 points lower inside fits; it is not in the code: a "
+        "second copy of the math for a goal it would still miss.",
         "",
     ]
     return out

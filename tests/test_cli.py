@@ -40,6 +40,7 @@ def test_fit_exits_cleanly_and_writes_its_run_dir(fitted):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert "Tip:" not in result.stdout + result.stderr  # Lightning's advertising is not shown to our users
+    assert "LeafSpec" not in result.stderr  # nor a deprecation that Lightning's own code triggers
     run = only_run_dir(cwd / "logs", "synthetic/teacher")
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("train", "val", "test"):

@@ -3,6 +3,7 @@
 The loss functions import only torch; Lightning parts load on first use.
 """
 
+from gramkd.allocator import keep_freed_memory
 from gramkd.distill.functional import (
     gram_loss,
     gram_matrix,
@@ -17,6 +18,7 @@ __all__ = [
     "gram_loss",
     "gram_matrix",
     "kd_loss",
+    "keep_freed_memory",
     "rkd_angle_loss",
     "rkd_distance_loss",
     "similarity_preserving_loss",

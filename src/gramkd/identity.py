@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 import gramkd
 
 # Settings that change how a run looks, not what it learns.
-COSMETIC = {"paths", "logger", "hydra", "name", "test_after_fit", "optimized_metric", "compare_with"}
+COSMETIC = {"paths", "logger", "hydra", "name", "test_after_fit", "optimized_metric", "compare_with", "keep_freed_memory"}
 COSMETIC_TRAINER = {"enable_progress_bar", "enable_model_summary", "log_every_n_steps", "default_root_dir"}
 
 

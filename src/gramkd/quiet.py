@@ -1,8 +1,12 @@
-"""Keep Lightning's advertising out of what gramkd's users see."""
+"""Keep Lightning's advertising, and the deprecation notes its own code triggers, out of what
+gramkd's users see."""
 
 import logging
+import warnings
 
 LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
+# torch 2.13 deprecates constructing `LeafSpec`, which Lightning 2.6's _pytree still does every fit
+LIGHTNING_DEPRECATIONS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
 class NoLightningTips(logging.Filter):
@@ -17,3 +21,5 @@ NO_TIPS = NoLightningTips()
 
 def hide_lightning_tips() -> None:
     logging.getLogger(LIGHTNING_INFO_LOGGER).addFilter(NO_TIPS)  # the same filter twice is one filter
+    for message in LIGHTNING_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gramkd.allocator import keep_freed_memory
 from gramkd.checkpoints import check_vocabulary, load_checkpoint, net_state_dict
 from gramkd.config import compose
 from gramkd.errors import GramkdError, first_line
@@ -31,6 +32,7 @@ from gramkd.teacher import provide_teacher, wants_teacher
 
 def fit(cfg: DictConfig) -> float | None:
     """`gramkd fit`: train (or distil) and test; returns the best `cfg.optimized_metric` for sweepers."""
+    prepare_process(cfg)
     ckpt_path = resume_run(cfg)
     references = reference_runs(cfg)
     mark_run(cfg)
@@ -44,6 +46,11 @@ def fit(cfg: DictConfig) -> float | None:
             print_comparison({**references, cfg.name: metrics})
     finish_wandb()
     return metrics.get(f"best/{cfg.optimized_metric}", metrics.get(cfg.optimized_metric))
+
+
+def prepare_process(cfg: DictConfig) -> None:
+    if cfg.get("keep_freed_memory"):
+        keep_freed_memory()
 
 
 def finish_wandb() -> None:
@@ -167,6 +174,7 @@ def reference_runs(cfg: DictConfig) -> dict[str, dict]:
 
 def test(cfg: DictConfig) -> dict:
     """`gramkd test`: evaluate a checkpoint's net on the test split of the data it was trained on."""
+    prepare_process(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     saved = checkpoint["gramkd"]
     datamodule = instantiate(OmegaConf.merge(saved["data"], cfg.data))

@@ -181,17 +181,22 @@ class _GramLossToTarget(torch.autograd.Function):
             loss = elementwise.sum() / mask.pair_count(exclude_diagonal, elementwise)
         else:
             loss = (elementwise * weights).sum()
-        gradients = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options)
-        ctx.save_for_backward(*(g for g in gradients if g is not None))  # exactly the inputs that need one
+        # tensors made here, neither inputs nor outputs: kept on ctx, not saved for backward
+        ctx.gradients = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options)
         ctx.set_materialize_grads(False)
         return loss
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
-        saved = iter(ctx.saved_tensors)
-        gradients = [next(saved) if needed else None for needed in ctx.needs_input_grad[:2]]
-        return *(None if g is None or grad is None else g * grad for g in gradients), None, None, None
+        # with create_graph (grad enabled) a second derivative through this node is an error, as under once_differentiable
+        return _scaled_once(ctx, grad) if torch.is_grad_enabled() else _scaled(ctx, grad)
+
+
+def _scaled(ctx, grad):
+    return *(None if g is None or grad is None else g * grad for g in ctx.gradients), None, None, None
+
+
+_scaled_once = once_differentiable(_scaled)
 
 
 def _gradients(needed: tuple, rows: "_GramRows", difference: Tensor, mask: GramMask, options: tuple) -> tuple:
