@@ -299,10 +299,10 @@ def page_fault_lines(v: dict) -> list[str]:
         return []
     per_variant = ", ".join(f"{name} {count:,.0f}" for name, count in faults.items())
     return [
-        f"Page faults per training step (minor: fresh pages the allocator touched; the fit's setup included): {per_variant}. "
-        "With glibc's own policy a step's freed activations go back to the OS and fault in again at the next step, thousands "
-        "of pages a step, and more in the DistillModule than in the hand loop; `gramkd fit` keeps freed memory "
-        "(`keep_freed_memory`), as does every benchmark process here.",
+        f"Page faults per training step (minor: fresh pages the allocator touched; the fit's setup included): {per_variant}, "
+        "under the malloc policy the header names. Under glibc's own (`BENCH_GLIBC_TRIMS=1`) a step's freed activations go "
+        "back to the OS and fault in again at the next step: thousands of pages a step here, more in the DistillModule than "
+        "in the hand loop (README, Performance); `gramkd fit` keeps freed memory (`keep_freed_memory`).",
         "",
     ]
 

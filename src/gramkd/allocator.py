@@ -10,7 +10,6 @@ GPU's caching allocator keeps its own.
 
 import ctypes
 import os
-import platform
 
 M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -24,11 +23,19 @@ def keep_freed_memory() -> bool:
     and only blocks over 32 MiB are mapped on their own. Returns whether it was applied: not
     without glibc (macOS, musl), and not where the user tuned malloc through its environment
     variables or GLIBC_TUNABLES, whose settings stand. Process-wide, and lasts until it exits."""
-    if platform.libc_ver()[0] != "glibc" or user_tuned_malloc():
+    if not has_glibc() or user_tuned_malloc():
         return False
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
+
+
+def has_glibc() -> bool:
+    """Whether this process runs on glibc (asked of the C library itself, without reading a file)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):  # a name or a function the platform lacks
+        return False
 
 
 def user_tuned_malloc() -> bool:
