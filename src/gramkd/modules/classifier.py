@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
+from gramkd.modules.batch_transfer import already_on
 from gramkd.modules.direct_log import log_values
 from gramkd.modules.epoch_means import EpochMeans, stack_values, suffixed
 from gramkd.modules.metrics import BatchedUpdates, classification_metrics
@@ -59,6 +60,15 @@ class ClassifierModule(L.LightningModule):
 
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        if already_on(batch, device):  # a CPU run: Lightning's walk would only rebuild the containers
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if gradient_clip_val or self.trainer.gradient_clip_val:  # Lightning's checks, every step, only when there is something to clip
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def label_loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Cross-entropy with the labels. With `labeled_rows`, only training rows whose `index` is

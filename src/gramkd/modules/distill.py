@@ -105,11 +105,11 @@ class DistillModule(ClassifierModule):
         """The teacher's outputs (`full`, or `single`: one modality at a time), cached per row."""
         inputs, present = batch["inputs"], batch["present"]
 
-        @torch.no_grad()
         def compute() -> MultimodalOutput:
-            if kind == "single":
-                return single_modality_outputs(self.teacher, inputs, present)
-            return self.teacher(inputs, present)
+            with torch.no_grad():
+                if kind == "single":
+                    return single_modality_outputs(self.teacher, inputs, present)
+                return self.teacher(inputs, present)
 
         if self.teacher_cache is None:
             return compute()
