@@ -52,6 +52,7 @@ from common import (  # noqa: E402
     lean_trainer,
     load,
     median,
+    median_ci,
     mfeat_kd_gram,
     optimizer_and_scheduler,
     quiet,
@@ -233,6 +234,9 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
     def ratio(table, a, b):
         return median([x / y for x, y in zip(table[a], table[b])])
 
+    def ratio_ci(table, a, b):
+        return median_ci([x / y for x, y in zip(table[a], table[b])])
+
     out = {"rounds": repeats, "epochs_per_fit": epochs, "losses_identical": identical, "steps_compared": len(reference)}
     if differences:
         out["loss_differences_vs_hand"] = differences
@@ -242,6 +246,7 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
         out[f"epoch{suffix}_s"] = {n: median(v) for n, v in steady.items()}
         out[f"first_epoch{suffix}_s"] = {n: median(v) for n, v in first.items()}
         out[f"ratio_vs_hand{suffix}"] = {n: ratio(steady, n, "hand") for n in steady}
+        out[f"ratio_vs_hand{suffix}_ci95"] = {n: ratio_ci(steady, n, "hand") for n in steady}
         out[f"per_round{suffix}_ms"] = {n: [round(1000 * x, 2) for x in steady[n]] for n in steady}
         if "cache_memory" in runs:
             out[f"cache_speedup_steady{suffix}"] = ratio(steady, "distill", "cache_memory")

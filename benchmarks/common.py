@@ -97,6 +97,21 @@ def median(values) -> float:
     return statistics.median(values)
 
 
+def median_ci(values, confidence: float = 0.95) -> list[float] | None:
+    """[low, high]: a bootstrap confidence interval of the median of `values` (percentile method,
+    fixed seed), for how far a median over a few rounds can be trusted; None under 3 values."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 3:
+        return None
+    if np.ptp(values) == 0:
+        return [float(values[0])] * 2
+    interval = bootstrap((values,), np.median, confidence_level=confidence, method="percentile", n_resamples=4000, random_state=0)
+    return [float(interval.confidence_interval.low), float(interval.confidence_interval.high)]
+
+
 def interleaved(candidates: dict, repeats: int, number: int = 1, warmup: int = 1, clock: str = "wall") -> dict[str, list[float]]:
     """Seconds per call of each candidate (a zero-argument callable), measured in rounds: every
     round runs each candidate `number` times, in an order that rotates from round to round, so that
