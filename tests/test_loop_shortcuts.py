@@ -1,20 +1,20 @@
-"""Lightning hooks the modules short-circuit for speed, with Lightning's behaviour kept: a batch
-already on the training device goes on as it is; gradients are clipped exactly when asked."""
+"""Lightning hooks gramkd short-circuits for speed, with Lightning's behaviour kept: a batch already
+on the training device goes on as it is (the data modules' hook); gradients are clipped exactly when
+asked (the modules' hook)."""
+
+import warnings
 
 import lightning as L
 import pytest
 import torch
 
+from gramkd.data import SyntheticDataModule
+from gramkd.data.batch_transfer import BatchesStayWhereTheyAre, already_on
 from gramkd.modules import ClassifierModule
-from gramkd.modules.batch_transfer import already_on
 from gramkd.nets import MultimodalNet
 
 CPU = torch.device("cpu")
 MODALITIES = {"a": (5,), "b": (3,)}
-
-
-def module():
-    return ClassifierModule(MultimodalNet(MODALITIES, num_classes=3, width=8, heads=2, dropout=0.0), torch.optim.Adam)
 
 
 def batch(**extra):
@@ -32,18 +32,35 @@ class Movable:
 
 def test_a_cpu_batch_is_the_loaders_very_object_where_lightning_would_rebuild_it():
     b = batch(names=["x", "y"], rows=4)
-    moved = module().transfer_batch_to_device(b, CPU, 0)
-    assert moved is b
-    rebuilt = super(ClassifierModule, module()).transfer_batch_to_device(b, CPU, 0)  # what is skipped
+    assert BatchesStayWhereTheyAre().transfer_batch_to_device(b, CPU, 0) is b
+    rebuilt = L.LightningDataModule().transfer_batch_to_device(b, CPU, 0)  # what is skipped
     assert rebuilt is not b and rebuilt["inputs"] is not b["inputs"] and rebuilt["inputs"]["a"] is b["inputs"]["a"]
 
 
 def test_anything_that_must_move_goes_through_lightning():
-    moved = module().transfer_batch_to_device(batch(extra=(1, Movable())), CPU, 0)
+    moved = BatchesStayWhereTheyAre().transfer_batch_to_device(batch(extra=(1, Movable())), CPU, 0)
     assert moved["extra"] == (1, "moved to cpu")
     assert not already_on({"x": [torch.zeros(2, device="meta")]}, CPU)
     assert not already_on(torch.zeros(2), torch.device("meta"))
     assert already_on({"x": [torch.zeros(2), None, "text", 3]}, CPU)
+
+
+def test_a_fit_on_a_gramkd_data_module_takes_the_hook_from_it_without_a_warning():
+    data = SyntheticDataModule(num_samples=64, batch_size=16)
+    seen = []
+
+    class Recording(ClassifierModule):
+        def training_step(self, batch, batch_idx):
+            seen.append(batch)
+            return super().training_step(batch, batch_idx)
+
+    module = Recording(MultimodalNet(data.modalities, data.num_classes, width=8), optimizer=torch.optim.Adam)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(module, datamodule=data)
+    assert not [w for w in caught if "transfer_batch_to_device" in str(w.message)]
+    assert len(seen) == 2 and all(already_on(b, CPU) for b in seen)
 
 
 def gradients_the_optimizer_steps_with(**clipping) -> list[torch.Tensor]:

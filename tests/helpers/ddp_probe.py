@@ -63,3 +63,9 @@ class RelationalProbe(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def teardown(self, stage: str) -> None:
+        # the last hook of the fit, after Lightning's own teardown: without it a spawned rank may
+        # abort at exit (DESIGN.md; seen once in CI, "terminate called without an active exception")
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -1,10 +1,10 @@
 from dataclasses import dataclass
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from gramkd.data.batch_transfer import BatchesStayWhereTheyAre
 from gramkd.data.dataset import PairedTensorDataset, batch_loader
 from gramkd.data.split import SPLITS, stratified_split
 from gramkd.errors import GramkdError
@@ -19,7 +19,7 @@ class PairedArrays:
     present: dict[str, np.ndarray] | None = None  # modality -> [N] bool; None = all present
 
 
-class PairedMultimodalDataModule(L.LightningDataModule):
+class PairedMultimodalDataModule(BatchesStayWhereTheyAre):
     """Base for paired multimodal data: seeded stratified split, train-only standardisation, loaders.
 
     `split_seed` fixes the split (keep it fixed across a sweep so that every job, and the teacher,

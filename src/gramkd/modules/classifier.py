@@ -12,7 +12,6 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from gramkd.data.split import SPLITS
 from gramkd.errors import GramkdError
 from gramkd.figures import confusion_matrix_figure, log_figure
-from gramkd.modules.batch_transfer import already_on
 from gramkd.modules.direct_log import log_values
 from gramkd.modules.epoch_means import EpochMeans, stack_values, suffixed
 from gramkd.modules.metrics import BatchedUpdates, classification_metrics
@@ -60,11 +59,6 @@ class ClassifierModule(L.LightningModule):
 
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
-
-    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        if already_on(batch, device):  # a CPU run: Lightning's walk would only rebuild the containers
-            return batch
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         if gradient_clip_val or self.trainer.gradient_clip_val:  # Lightning's checks, every step, only when there is something to clip

@@ -2,11 +2,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from gramkd.data.batch_transfer import BatchesStayWhereTheyAre
 from gramkd.data.dataset import batch_loader
 from gramkd.data.image_text.dataset import ImageTextDataset
 from gramkd.data.image_text.formats import layout_of
@@ -27,7 +27,7 @@ class PreparedSplits:
     vocabulary_key: str  # see tokenizer.vocabulary_key
 
 
-class ImageTextDataModule(L.LightningDataModule):
+class ImageTextDataModule(BatchesStayWhereTheyAre):
     """Raw images and texts in a public layout: Hateful Memes, SNLI-VE or NLVR2 (see their modules in
     gramkd.data.image_text for the files each accepts); `format: auto` picks it from the files.
 
