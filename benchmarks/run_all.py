@@ -380,8 +380,10 @@ def section_gram(g: dict, sc: dict) -> list[str]:
         "(the teacher's forward and the student's backward have evicted the caches between two calls), which is why the "
         "in-module share exceeds the hand-step one. A further cut would have to change the bits of the Gram matrices, and "
         "with them every result already published from this code; and the unfused ways to do that are slower, not faster "
-        "(a broadcast product and sum: ≈ 36 µs against `bmm`'s 18 for the student's Gram matrices), so only fused kernels "
-        "(`torch.compile`, an extension) would go further. The forward written out for the all-present case, without the "
+        "(a broadcast product and sum: ≈ 36 µs against `bmm`'s 18 for the student's Gram matrices), and fused kernels do "
+        "not help at this size either: the term's default case as one `torch.compile`d function, patched into the node, took "
+        "more time a step in fits than the eager node (`benchmarks/bench_gram_compiled.py`: 344–388 against 320–327 µs of "
+        "forward), the compiled call's own overhead outweighing the fusion. The forward written out for the all-present case, without the "
         "mask's branches (the same operations and bits), measured 0.3–0.4 points lower inside fits; it is not in the code: a "
         "second copy of the math for a goal it would still miss.",
         "",
