@@ -45,22 +45,31 @@ def test_anything_that_must_move_goes_through_lightning():
     assert already_on({"x": [torch.zeros(2), None, "text", 3]}, CPU)
 
 
-def test_a_fit_on_a_gramkd_data_module_takes_the_hook_from_it_without_a_warning():
-    data = SyntheticDataModule(num_samples=64, batch_size=16)
-    seen = []
+def test_a_fit_on_a_gramkd_data_module_hands_the_loaders_batches_to_the_step_without_a_warning():
+    handed, seen = [], []
+
+    class Watched(SyntheticDataModule):
+        def transfer_batch_to_device(self, batch, device, dataloader_idx):
+            moved = super().transfer_batch_to_device(batch, device, dataloader_idx)
+            handed.append((batch, moved))
+            return moved
 
     class Recording(ClassifierModule):
         def training_step(self, batch, batch_idx):
             seen.append(batch)
             return super().training_step(batch, batch_idx)
 
+    data = Watched(num_samples=64, batch_size=16)
     module = Recording(MultimodalNet(data.modalities, data.num_classes, width=8), optimizer=torch.optim.Adam)
-    trainer = L.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trainer.fit(module, datamodule=data)
     assert not [w for w in caught if "transfer_batch_to_device" in str(w.message)]
-    assert len(seen) == 2 and all(already_on(b, CPU) for b in seen)
+    assert len(seen) == len(handed) == 2
+    assert all(step is batch and moved is batch for step, (batch, moved) in zip(seen, handed))
 
 
 def gradients_the_optimizer_steps_with(**clipping) -> list[torch.Tensor]:
