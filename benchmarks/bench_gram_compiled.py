@@ -51,12 +51,13 @@ class CompiledNode:
     """Patches the Gram node's forward to run `compiled` for the case `default_term` covers."""
 
     def __init__(self, compiled):
-        self.compiled, self.on = compiled, False
+        self.compiled, self.on, self.calls = compiled, False, 0
         self.original = gram_node._GramLossToTarget.forward
 
     def __enter__(self):
         def forward(ctx, features, teacher_gram, mask, options, teacher_features):
             if self.on and teacher_gram is None and mask.all_present and options == DEFAULTS:
+                self.calls += 1
                 loss, d_features = self.compiled(features, teacher_features)
                 ctx.gradients = (d_features if ctx.needs_input_grad[0] else None, None)
                 ctx.set_materialize_grads(False)
@@ -107,7 +108,8 @@ def main() -> None:
     load_before = load()
     setup = mfeat_kd_gram()
     batch = setup.datamodule.batch_size
-    rows, last = len(setup.datamodule.datasets["train"]), len(setup.datamodule.datasets["train"]) % batch
+    rows = len(setup.datamodule.datasets["train"])
+    last = rows % batch
     features, teacher_features = torch.randn(batch, 6, 8), torch.randn(batch, 6, 128)
     compiled = torch.compile(default_term, dynamic=False)
     started = time.perf_counter()
@@ -125,7 +127,10 @@ def main() -> None:
         for r in range(args.fits):
             for name in ("eager", "compiled")[:: 1 if r % 2 == 0 else -1]:
                 node.on = name == "compiled"
+                calls = node.calls
                 fits[name].append(term_share(setup, args.epochs))
+                ran_compiled = node.calls > calls
+                assert ran_compiled == node.on, f"the {name} fits ran the {'compiled' if ran_compiled else 'eager'} node"
     emit(
         {
             "item": "gram_compiled",
