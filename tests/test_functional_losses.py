@@ -501,6 +501,31 @@ def test_the_gradient_made_in_the_forward_keeps_the_rows_precision_under_autocas
     assert torch.equal(under_autocast, plain)
 
 
+@pytest.mark.parametrize("center", [False, True])
+def test_with_every_modality_present_the_shorter_gradient_agrees_with_the_general_one_under_autocast(generator, center):
+    """Every modality present, the loss takes a path of its own (fewer operations for the
+    gradient); under autocast it must give the general path's loss, bit for bit, and its
+    gradient, made at the rows' precision, to the bf16 rounding of the Gram matrices (the general
+    path weighs the pairs in bf16, this one in float32)."""
+    from gramkd.distill.functional.gram import GramMask
+
+    features, teacher = torch.randn(16, 3, 32, generator=generator), torch.randn(16, 3, 48, generator=generator)
+
+    def loss_and_gradient(mask):
+        leaf = features.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = gram_loss(leaf, teacher, mask, True, None, "mse", center, "pair")  # the masking path's sample mean rounds otherwise
+        (0.37 * loss).backward()
+        return loss, leaf.grad
+
+    general_mask = GramMask(torch.ones(16, 3, dtype=torch.bool))
+    general_mask.all_present = False  # every row present, taken through the masking path
+    (fast_loss, fast_gradient), (loss, gradient) = loss_and_gradient(GramMask(None, 16, 3)), loss_and_gradient(general_mask)
+    assert fast_loss.dtype == torch.bfloat16 and fast_gradient.dtype == torch.float32
+    assert torch.equal(fast_loss, loss)
+    torch.testing.assert_close(fast_gradient, gradient, rtol=0, atol=1e-2 * gradient.abs().max().item())
+
+
 def test_the_fused_loss_refuses_a_second_derivative(generator):
     student, teacher, mask = random_features(generator, DS).requires_grad_(), random_features(generator, DT), random_mask(generator)
     (grad,) = torch.autograd.grad(gram_loss(student, teacher, mask), student, create_graph=True)

@@ -11,19 +11,18 @@ depends on how many modalities a sample has; each sample's mean over its pairs c
 sample with k modalities weighs no more than one with two.
 """
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from gramkd.distill.functional import gram_all_present
+from gramkd.distill.functional.gram_all_present import NORM_EPS, autocast_off
 from gramkd.distill.functional.gram_mask import GRAM_REDUCTIONS, GramMask, constant
 
 __all__ = ["GRAM_DISTANCES", "GRAM_REDUCTIONS", "GramMask", "gram_loss", "gram_loss_to_target", "gram_matrix"]
 
 GRAM_DISTANCES = ("mse", "smooth_l1")
-NORM_EPS = 1e-12  # as F.normalize
 
 
 def gram_matrix(features: Tensor, mask: "Tensor | GramMask | None" = None, normalize: bool = True, center: bool = False) -> Tensor:
@@ -165,6 +164,13 @@ class _GramLossToTarget(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, features, teacher_gram, mask: GramMask, options: tuple, teacher_features):
+        ctx.set_materialize_grads(False)
+        # tensors made here, neither inputs nor outputs: kept on ctx, not saved for backward
+        if mask.all_present:
+            loss, ctx.gradients, ctx.scale = gram_all_present.loss_and_gradients(
+                ctx.needs_input_grad[:2], features, teacher_gram, teacher_features, options
+            )
+            return loss
         normalize, exclude_diagonal, mse, center, per_sample = options
         if teacher_gram is None:
             teacher = _GramRows.of(teacher_features, mask, normalize, center).rows
@@ -181,9 +187,7 @@ class _GramLossToTarget(torch.autograd.Function):
             loss = elementwise.sum() / mask.pair_count(exclude_diagonal, elementwise)
         else:
             loss = (elementwise * weights).sum()
-        # tensors made here, neither inputs nor outputs: kept on ctx, not saved for backward
-        ctx.gradients = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options)
-        ctx.set_materialize_grads(False)
+        ctx.gradients, ctx.scale = _gradients(ctx.needs_input_grad[:2], rows, difference, mask, options), 1.0
         return loss
 
     @staticmethod
@@ -193,7 +197,14 @@ class _GramLossToTarget(torch.autograd.Function):
 
 
 def _scaled(ctx, grad):
-    return *(None if g is None or grad is None else g * grad for g in ctx.gradients), None, None, None
+    """The gradients times the incoming one and `ctx.scale`, a product each."""
+    if grad is None:
+        return None, None, None, None, None
+    return *(None if g is None else _times(g, grad, ctx.scale) for g in ctx.gradients), None, None, None
+
+
+def _times(gradient: Tensor, grad: Tensor, scale: float) -> Tensor:
+    return gradient * grad if scale == 1.0 else torch.addcmul(constant(0, gradient), gradient, grad, value=scale)
 
 
 _scaled_once = once_differentiable(_scaled)
@@ -213,13 +224,9 @@ def _gradients(needed: tuple, rows: "_GramRows", difference: Tensor, mask: GramM
         return None, d_teacher
     if symmetric.dtype != rows.rows.dtype:
         symmetric = symmetric.to(rows.rows.dtype)
-    with _autocast_off(symmetric.device):  # at the rows' precision, as a backward pass would run it
+    with autocast_off(symmetric.device):  # at the rows' precision, as a backward pass would run it
         # gram = rows rowsᵀ: d rows = (d gram + d gramᵀ) rows
         return _rows_backward(torch.bmm(symmetric, rows.rows), rows, mask, center), d_teacher
-
-
-def _autocast_off(device: torch.device):
-    return torch.autocast(device.type, enabled=False) if torch.is_autocast_enabled(device.type) else nullcontext()
 
 
 def _rows_backward(d_rows: Tensor, rows: "_GramRows", mask: GramMask, center: bool) -> Tensor:

@@ -118,9 +118,9 @@ class GramMask:
 _CONSTANTS: dict[tuple, Tensor] = {}
 
 
-def _cached(key: tuple, make) -> Tensor:
-    """A tensor made once (never written to), and never an inference tensor: one made during
-    validation may be saved for backward in training."""
+def cached(key: tuple, make):
+    """A tensor (or a value holding tensors) made once, never written to, and never an inference
+    tensor: one made during validation may be saved for backward in training."""
     if key not in _CONSTANTS:
         if len(_CONSTANTS) > 4096:  # batch sizes, dtypes and devices are few; stay bounded regardless
             _CONSTANTS.clear()
@@ -131,12 +131,12 @@ def _cached(key: tuple, make) -> Tensor:
 
 def constant(value: float, like: Tensor) -> Tensor:
     """A scalar tensor of `like`'s dtype and device, made once."""
-    return _cached((value, like.dtype, like.device), lambda: torch.full((), value, dtype=like.dtype, device=like.device))
+    return cached((value, like.dtype, like.device), lambda: torch.full((), value, dtype=like.dtype, device=like.device))
 
 
 def _off_diagonal(modalities: int, device) -> Tensor:
     """``[M, M]`` bool, False on the diagonal, made once per size and device."""
-    return _cached(("off_diagonal", modalities, device), lambda: ~torch.eye(modalities, dtype=torch.bool, device=device))
+    return cached(("off_diagonal", modalities, device), lambda: ~torch.eye(modalities, dtype=torch.bool, device=device))
 
 
 def check_size(mask: GramMask, features: Tensor) -> None:
