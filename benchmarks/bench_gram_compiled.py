@@ -59,7 +59,7 @@ class CompiledNode:
             if self.on and teacher_gram is None and mask.all_present and options == DEFAULTS:
                 self.calls += 1
                 loss, d_features = self.compiled(features, teacher_features)
-                ctx.gradients = (d_features if ctx.needs_input_grad[0] else None, None)
+                ctx.gradients, ctx.scale = (d_features if ctx.needs_input_grad[0] else None, None), 1.0
                 ctx.set_materialize_grads(False)
                 return loss
             return self.original(ctx, features, teacher_gram, mask, options, teacher_features)
