@@ -492,7 +492,8 @@ def test_the_gradient_made_in_the_forward_keeps_the_rows_precision_under_autocas
     features = torch.randn(16, 3, 32, generator=generator)
     difference = torch.randn(16, 3, 3, generator=generator).to(torch.bfloat16)  # an autocast Gram difference
     difference = difference + difference.transpose(1, 2)
-    mask, options = GramMask(None, 16, 3), gram_loss_options(True, None, "mse", center, "sample")
+    present = torch.rand(16, 3, generator=generator) < 0.7  # the masking path's (all present takes the path tested below)
+    mask, options = GramMask(present), gram_loss_options(True, None, "mse", center, "sample")
     rows = _GramRows.of(features, mask, True, center)
     plain = _gradients((True, False), rows, difference, mask, options)[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -55,23 +55,23 @@ class _GramRows:
 
     @classmethod
     def of(cls, features: Tensor, mask: GramMask, normalize: bool, center: bool) -> "_GramRows":
+        # in place where nothing records the operations (no_grad, an autograd Function's
+        # forward) on tensors made here: the same bits, with one [B, M, D] buffer fewer to touch
+        in_place = not (torch.is_grad_enabled() and features.requires_grad)
+        if mask.all_present:
+            return cls(*gram_all_present.rows_of(features, normalize, center, in_place))
         rows = mask.keep_rows(features)
         if center:
             rows = _centred(rows, mask)
         if not normalize:
             return cls(rows)
-        # in place where nothing records the operations (no_grad, an autograd Function's
-        # forward) on tensors made here: the same bits, with one [B, M, D] buffer fewer to touch
-        in_place = not (torch.is_grad_enabled() and features.requires_grad)
         norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
         norm = norm.clamp_min_(NORM_EPS) if in_place else norm.clamp_min(NORM_EPS)
-        return cls(rows.div_(norm) if in_place and rows is not features else rows / norm, norm)
+        return cls(rows.div_(norm) if in_place else rows / norm, norm)
 
 
 def _centred(rows: Tensor, mask: GramMask) -> Tensor:
     """`rows` less each sample's mean over its present rows (absent rows stay zero)."""
-    if mask.all_present:
-        return rows - rows.sum(1, keepdim=True) / constant(mask.modalities, rows)
     return mask.keep_rows(rows - rows.sum(1, keepdim=True) / mask.rows_present(rows))
 
 

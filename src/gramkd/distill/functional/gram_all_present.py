@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gramkd.distill.functional.gram_mask import cached, constant
+from gramkd.distill.functional.gram_mask import cached, constant, off_diagonal
 
 NORM_EPS = 1e-12  # as F.normalize
 
@@ -35,20 +35,21 @@ def _pairs(gram: Tensor, exclude_diagonal: bool, mse: bool) -> _Pairs:
 
     def make() -> _Pairs:
         count = max(batch * m * (m - int(exclude_diagonal)), 1)
-        off_diagonal = (~torch.eye(m, dtype=torch.bool, device=device)).to(dtype) if exclude_diagonal else None
-        return _Pairs(torch.full((), count, dtype=dtype, device=device), off_diagonal, constant(0, gram), (4 if mse else 2) / count)
+        ones = off_diagonal(m, device).to(dtype) if exclude_diagonal else None
+        return _Pairs(torch.full((), count, dtype=dtype, device=device), ones, constant(0, gram), (4 if mse else 2) / count)
 
     return cached(("all_present_pairs", batch, m, dtype, device, exclude_diagonal, mse), make)
 
 
-def _rows(features: Tensor, normalize: bool, center: bool) -> tuple[Tensor, Tensor | None]:
-    """The rows of the Gram matrix (centred, normalised as asked) and their norms; made in place
-    where they are not `features`."""
+def rows_of(features: Tensor, normalize: bool, center: bool, in_place: bool = True) -> tuple[Tensor, Tensor | None]:
+    """The rows of the Gram matrix (centred, normalised as asked) and their norms; `in_place`:
+    normalised in place where they are not `features` (where nothing records the operations)."""
     rows = features - features.sum(1, keepdim=True) / constant(features.shape[1], features) if center else features
     if not normalize:
         return rows, None
-    norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min_(NORM_EPS)
-    return (rows / norm if rows is features else rows.div_(norm)), norm
+    norm = torch.linalg.vector_norm(rows, dim=-1, keepdim=True)
+    norm = norm.clamp_min_(NORM_EPS) if in_place else norm.clamp_min(NORM_EPS)
+    return (rows.div_(norm) if in_place and rows is not features else rows / norm), norm
 
 
 def loss_and_gradients(needed: tuple, features: Tensor, teacher_gram, teacher_features, options: tuple) -> tuple:
@@ -57,9 +58,9 @@ def loss_and_gradients(needed: tuple, features: Tensor, teacher_gram, teacher_fe
     Run where nothing records the operations (an autograd Function's forward)."""
     normalize, exclude_diagonal, mse, center, _ = options
     if teacher_gram is None:
-        teacher = _rows(teacher_features, normalize, center)[0]
+        teacher = rows_of(teacher_features, normalize, center)[0]
         teacher_gram = torch.bmm(teacher, teacher.transpose(1, 2))
-    rows, norm = _rows(features, normalize, center)
+    rows, norm = rows_of(features, normalize, center)
     difference = torch.bmm(rows, rows.transpose(1, 2)) - teacher_gram
     pairs = _pairs(difference, exclude_diagonal, mse)
     if pairs.off_diagonal is not None:  # a product with ones and zeros: the bits of a `where`, at a third of its cost

@@ -44,9 +44,12 @@ class GramMask:
 
         return self._memo(("repeated", times), make)
 
+    # What follows serves the masking path: a mask with every modality present takes
+    # `gram_all_present` instead, which needs none of it.
+
     def keep_rows(self, features: Tensor) -> Tensor:
         """`features` with the rows of absent modalities zeroed (whatever they held: inf, NaN)."""
-        return features if self.all_present else torch.where(self.present.unsqueeze(-1), features, constant(0, features))
+        return torch.where(self.present.unsqueeze(-1), features, constant(0, features))
 
     def rows_present(self, like: Tensor) -> Tensor:
         """Present modalities per sample, at least 1, in `like`'s dtype: ``[B, 1, 1]``."""
@@ -54,24 +57,17 @@ class GramMask:
 
     def zero_left_out_pairs(self, gram: Tensor, exclude_diagonal: bool) -> Tensor:
         """`gram` ``[B, M, M]`` with the pairs a loss leaves out zeroed."""
-        if self.all_present:
-            return torch.where(_off_diagonal(self.modalities, gram.device), gram, constant(0, gram)) if exclude_diagonal else gram
         return torch.where(self._memo(("pairs", exclude_diagonal), lambda: self._kept_pairs(exclude_diagonal)), gram, constant(0, gram))
 
     def pair_count(self, exclude_diagonal: bool, like: Tensor) -> Tensor:
         """How many pairs a loss averages over, at least 1, as a scalar tensor of `like`'s dtype."""
-        if self.all_present:
-            return constant(self._all_pairs(exclude_diagonal), like)
         return self._memo(
             ("count", exclude_diagonal, like.dtype), lambda: self._pairs_per_sample(exclude_diagonal).sum().clamp(min=1).to(like.dtype)
         )
 
-    def sample_weights(self, exclude_diagonal: bool, like: Tensor) -> Tensor | None:
+    def sample_weights(self, exclude_diagonal: bool, like: Tensor) -> Tensor:
         """``[B, 1, 1]``: each kept pair's weight in the per-sample mean (1 / (the sample's pairs ·
-        the samples that have a pair)); None when every sample has the same pairs (all present),
-        where the per-sample mean is the mean over all pairs."""
-        if self.all_present:
-            return None
+        the samples that have a pair))."""
 
         def weights() -> Tensor:
             k = self._present_count(like)
@@ -82,18 +78,12 @@ class GramMask:
 
     def weigh_pairs(self, gram: Tensor, exclude_diagonal: bool, per_sample: bool, factor: int) -> Tensor:
         """`gram` ``[B, M, M]`` times `factor` and each pair's weight in the loss."""
-        if self.all_present:  # one operation: the weight is a number
-            return gram * constant(factor / self._all_pairs(exclude_diagonal), gram)
 
         def scale() -> Tensor:
             weights = self.sample_weights(exclude_diagonal, gram) if per_sample else 1 / self.pair_count(exclude_diagonal, gram)
             return factor * weights
 
         return gram * self._memo(("scale", exclude_diagonal, per_sample, factor, gram.dtype), scale)
-
-    def _all_pairs(self, exclude_diagonal: bool) -> int:
-        m = self.modalities
-        return max(self.batch * m * (m - int(exclude_diagonal)), 1)
 
     def _present_count(self, like: Tensor) -> Tensor:
         """``[B]``: present modalities per sample, in `like`'s dtype."""
@@ -107,7 +97,7 @@ class GramMask:
     def _kept_pairs(self, exclude_diagonal: bool) -> Tensor:
         """``[B, M, M]`` bool, True for the pairs a loss averages over."""
         pairs = self.present.unsqueeze(2) & self.present.unsqueeze(1)
-        return pairs & _off_diagonal(self.modalities, self.present.device) if exclude_diagonal else pairs
+        return pairs & off_diagonal(self.modalities, self.present.device) if exclude_diagonal else pairs
 
     def _memo(self, key, make):
         if key not in self._cache:
@@ -134,7 +124,7 @@ def constant(value: float, like: Tensor) -> Tensor:
     return cached((value, like.dtype, like.device), lambda: torch.full((), value, dtype=like.dtype, device=like.device))
 
 
-def _off_diagonal(modalities: int, device) -> Tensor:
+def off_diagonal(modalities: int, device) -> Tensor:
     """``[M, M]`` bool, False on the diagonal, made once per size and device."""
     return cached(("off_diagonal", modalities, device), lambda: ~torch.eye(modalities, dtype=torch.bool, device=device))
 
