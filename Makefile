@@ -32,8 +32,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
 	$(BIN)/ruff format src tests benchmarks examples
 
+# One test file per worker at a time (their module fixtures are shared), one per core up to 4,
+# one torch thread each: the workers would only contend for the cores.
 test: $(STAMP)
-	WANDB_MODE=offline $(BIN)/python -m pytest
+	WANDB_MODE=offline OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

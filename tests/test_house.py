@@ -89,3 +89,10 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
                 seen.add(nxt)
                 todo.append(nxt)
     return seen
+
+
+def test_the_files_make_test_starts_first_exist():
+    from conftest import LONGEST_FILES
+
+    tests = Path(__file__).parent
+    assert [name for name in LONGEST_FILES if not (tests / name).is_file()] == []  # a renamed file would quietly start last
