@@ -4,7 +4,7 @@ default benchmarks/results-gpu.md) and its figures as JSON beside it.
 
 The setup is bench_epoch_vilt.py's (`experiment=digits_nlvr/kd_gram_vilt`: ViLT student and randomly
 initialised ViLT teacher, KD + centred Gram, AdamW with the per-step warm-up/cosine schedule,
-digits_nlvr batches of 64, generated in a temporary folder), on `--device` under Lightning's
+digits_nlvr batches of `--batch-size`, 64 by default, generated in a temporary folder), on `--device` under Lightning's
 `--precision`; the hand-written loop runs the same math under the same autocast, moves each batch as
 Lightning does, and starts from the same weights with the same batches. Timing points wait for the
 device (torch.cuda.synchronize). GPU kernels need not be deterministic, so the per-step losses of
@@ -16,7 +16,7 @@ that same fit's (so these syncs count in the step too), and the page also gives 
 measurement's unsynchronised step. Repeats and fits are cut down (to 2 at least) where a probe epoch
 says the run would outlast `--time-limit`.
 
-    PYTHONPATH=src python benchmarks/gpu_vilt.py [--device cuda] [--precision bf16-mixed] [--train-rows 2048]
+    PYTHONPATH=src python benchmarks/gpu_vilt.py [--device cuda] [--precision bf16-mixed] [--train-rows 2048] [--batch-size 64]
         [--epochs 4] [--repeats 5] [--fits 3] [--fit-epochs 3] [--time-limit 150] [--out benchmarks/results-gpu.md]
 """
 
@@ -157,7 +157,7 @@ def render(r: dict) -> str:
         "",
         "## Setup",
         "",
-        f"`experiment=digits_nlvr/kd_gram_vilt` from the real configs (batches of 64, every row labeled): student {r['student']['class']} ({r['student']['params']:,} parameters), "
+        f"`experiment=digits_nlvr/kd_gram_vilt` from the real configs (batches of {r['batch_size']}, every row labeled): student {r['student']['class']} ({r['student']['params']:,} parameters), "
         f"teacher {r['teacher']['class']} ({r['teacher']['params']:,} parameters, random weights), KD + centred Gram (weight 1), AdamW "
         f"with the per-step warm-up/cosine schedule; digits_nlvr generated in a temporary folder ({r['train_rows']} training rows: "
         f"{steps} steps of {r['batch_size']} per epoch). Every variant starts from the same student weights and reads the same batches "
@@ -213,6 +213,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="bf16-mixed", choices=("bf16-mixed", "32-true"))
     parser.add_argument("--train-rows", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=4, help="epochs per fit of the epoch measurement (at least 2)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds of the epoch measurement")
     parser.add_argument("--fits", type=int, default=3, help="DistillModule fits per teacher_cache mode (Gram share)")
@@ -235,7 +236,7 @@ def main() -> None:
         f"gpu_vilt on {device['name']} ({args.device}, {args.precision}); torch {torch.__version__}, Lightning {lightning.__version__}"
     )
     with tempfile.TemporaryDirectory() as root:
-        setup = vilt_kd_gram(root, {"train": args.train_rows, "val": 64, "test": 64})
+        setup = vilt_kd_gram(root, {"train": args.train_rows, "val": 64, "test": 64}, [f"data.batch_size={args.batch_size}"])
         steps = len(setup.datamodule.train_dataloader())
         progress(f"digits_nlvr: {args.train_rows} training rows, {steps} steps of {setup.datamodule.batch_size} per epoch")
         hand_fit(setup, 1, placement)  # first use of the device: kernels, handles, allocator

