@@ -399,8 +399,8 @@ BAD_CASES = [
 ]
 # test_bad_input_message checks every case's message in process. How `gramkd fit` handles a data
 # error (exit 2, that one line, nothing written or trained) does not depend on the case, so the
-# real command runs one case of each source (each start costs ~12 s of CPU on a slow machine):
-# the arrays' content, the config against the folder, a file that cannot be read.
+# real command runs one case of each source: the arrays' content, the config against the folder,
+# a file that cannot be read.
 CLI_CASES = ["rows differ", "configured modality missing", "corrupt file"]
 
 
@@ -433,7 +433,7 @@ def run_bad_case(case: str, cwd: Path):
 
 @pytest.fixture(scope="module")
 def bad_runs(tmp_path_factory):
-    """Every bad-input run of `gramkd fit`, two at a time (each is mostly the start-up of torch and Lightning)."""
+    """The bad-input runs of `gramkd fit`, two at a time."""
     folders = {case: tmp_path_factory.mktemp("bad") for case in CLI_CASES}
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {case: pool.submit(run_bad_case, case, folders[case]) for case in CLI_CASES}
