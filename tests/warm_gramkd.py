@@ -85,8 +85,7 @@ def run(request: dict, out: str, err: str) -> None:
         opened = os.open(name, flags, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    os.chdir(request["cwd"])
+    os.chdir(request["cwd"])  # SIGCHLD is back to its default already: the reporter reset it
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = list(request["argv"])
