@@ -63,6 +63,11 @@ def compose_fit(tmp_path):
     return compose_fit
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one row of a rich table as a console prints it."""
+    return [cell.strip() for cell in line.strip().strip("│").split("│")]
+
+
 WARM = WarmGramkd()
 atexit.register(WARM.close)
 

@@ -9,7 +9,7 @@ import torch
 from gramkd.config import available
 from gramkd.errors import GramkdError
 
-from conftest import FAST, only_run_dir, run_gramkd
+from conftest import FAST, only_run_dir, run_gramkd, table_cells
 
 
 def test_help_lists_commands_and_experiments(tmp_path):
@@ -30,7 +30,7 @@ def test_help_lists_commands_and_experiments(tmp_path):
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("fit")
-    args = ["fit", "experiment=synthetic/teacher", *FAST, "trainer.max_epochs=2"]
+    args = ["fit", "experiment=synthetic/teacher", *FAST, "trainer.max_epochs=2", "trainer.enable_model_summary=true"]
     result = run_gramkd(args, cwd)
     return cwd, result
 
@@ -47,6 +47,10 @@ def test_fit_exits_cleanly_and_writes_its_run_dir(fitted):
         assert 0 <= metrics[f"{split}/acc"] <= 1 and 0 <= metrics[f"{split}/f1"] <= 1
         assert metrics[f"{split}/loss"] > 0
     assert metrics["params"] > 100_000 and metrics["wall_time_s"] > 0
+    summary = table_cells(next(line for line in result.stdout.splitlines() if line.startswith("│ net ")))  # gramkd's model summary
+    assert summary[:5] == ["net", "MultimodalNet", f"{metrics['params']:,}", f"{metrics['params']:,}", "train"]
+    assert "FLOPs" not in result.stdout  # not Lightning's summary,
+    assert "model summary callbacks" not in result.stdout + result.stderr  # nor its note that ours replaces it
     table_row = next(line for line in result.stdout.splitlines() if " test " in line)  # the console table
     assert f"{metrics['test/acc']:.4f}" in table_row and f"{metrics['test/f1']:.4f}" in table_row
     assert (run / "checkpoints" / "last.ckpt").is_file()

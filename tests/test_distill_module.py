@@ -56,6 +56,13 @@ def test_teacher_is_frozen_unchanged_and_in_eval(distilled):
     assert module.net.training and not module.teacher.training
 
 
+def test_the_fit_summary_shows_the_student_and_the_teacher(distilled):
+    _, _, module, _, _ = distilled
+    nets = module.summary_nets()
+    assert list(nets) == ["student", "teacher"]  # kd and gram learn nothing of their own
+    assert nets["student"] is module.net and nets["teacher"] is module.teacher
+
+
 def test_logged_total_is_the_weighted_sum_of_logged_terms(distilled):
     cfg, _, _, trainer, _ = distilled
     with open(trainer.loggers[0].log_dir + "/metrics.csv") as f:

@@ -11,6 +11,7 @@ import gramkd
 # Settings that change how a run looks, not what it learns.
 COSMETIC = {"paths", "logger", "hydra", "name", "test_after_fit", "optimized_metric", "compare_with", "keep_freed_memory"}
 COSMETIC_TRAINER = {"enable_progress_bar", "enable_model_summary", "log_every_n_steps", "default_root_dir"}
+COSMETIC_CALLBACKS = {"rich_progress_bar", "model_summary"}
 
 
 def _digest(value) -> str:
@@ -27,7 +28,8 @@ def run_key(cfg: DictConfig, ignore: tuple[str, ...] = ()) -> str:
         plain.pop(key, None)
     for key in COSMETIC_TRAINER:
         plain.get("trainer", {}).pop(key, None)
-    (plain.get("callbacks") or {}).pop("rich_progress_bar", None)
+    for key in COSMETIC_CALLBACKS:
+        (plain.get("callbacks") or {}).pop(key, None)
     plain["gramkd_version"] = gramkd.__version__
     return _digest(plain)[:16]
 

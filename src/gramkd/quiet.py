@@ -9,11 +9,15 @@ LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
 LIGHTNING_DEPRECATIONS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
+# the tips (litlogger, litmodels); the note that gramkd's own model summary replaces Lightning's
+LIGHTNING_NOISE = ("💡 Tip", "Trainer already configured with model summary callbacks")
+
+
 class NoLightningTips(logging.Filter):
-    """Drops Lightning's "💡 Tip: …" lines (litlogger, litmodels); its other messages pass."""
+    """Drops Lightning's "💡 Tip: …" lines and its note on gramkd's model summary; its other messages pass."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).lstrip().startswith("💡 Tip")
+        return not str(record.msg).lstrip().startswith(LIGHTNING_NOISE)
 
 
 NO_TIPS = NoLightningTips()

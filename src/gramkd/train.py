@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelSummary, ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gramkd.allocator import keep_freed_memory
@@ -202,6 +202,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list | None = None) -> L.Tra
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not cfg.trainer.get("enable_progress_bar", True):  # Lightning refuses a progress bar callback then
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if not cfg.trainer.get("enable_model_summary", True):  # Lightning would still run a summary callback
+        callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks += [SameConfigOnEveryRank(config_fingerprint(cfg), flat_config(cfg)), *(extra_callbacks or [])]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -60,6 +60,10 @@ class ClassifierModule(L.LightningModule):
     def forward(self, batch: dict) -> MultimodalOutput:
         return self.net(batch["inputs"], batch["present"])
 
+    def summary_nets(self) -> dict[str, nn.Module]:
+        """The networks a fit's summary names (gramkd.net_summary)."""
+        return {"net": self.net}
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         if gradient_clip_val or self.trainer.gradient_clip_val:  # Lightning's checks, every step, only when there is something to clip
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)

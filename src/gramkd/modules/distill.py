@@ -72,6 +72,10 @@ class DistillModule(ClassifierModule):
         if learnable is not None and term.name not in self.term_modules:
             self.term_modules[term.name] = learnable
 
+    def summary_nets(self) -> dict[str, nn.Module]:
+        """The student, the terms' own learnable parts (trained with it) and the frozen teacher."""
+        return {"student": self.net, **{f"{name} term": m for name, m in self.term_modules.items()}, "teacher": self.teacher}
+
     # -- the teacher ---------------------------------------------------------------------------
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
