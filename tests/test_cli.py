@@ -2,10 +2,13 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
+import gramkd
 from gramkd.config import available
 from gramkd.errors import GramkdError
 
@@ -22,6 +25,16 @@ def test_help_lists_commands_and_experiments(tmp_path):
     assert {"mfeat/teacher", "synthetic/teacher"} <= set(experiments)
     assert all(name in lines for name in experiments)  # one per line
     assert run_gramkd([], tmp_path).stdout == result.stdout  # no command: the same usage
+
+
+def test_the_command_loads_torch_only_once_a_config_has_composed():
+    """--help, a bad override or an unknown experiment answer without importing torch (≈ 10 s here)."""
+    code = "import sys, gramkd.cli; print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    assert gramkd.gram_loss is gramkd.distill.functional.gram_loss  # the losses load on first use
+    assert all(callable(getattr(gramkd, name)) for name in gramkd.__all__)
+    with pytest.raises(AttributeError, match="module 'gramkd' has no attribute 'gram_los'"):
+        gramkd.gram_los  # noqa: B018
 
 
 # ---- one fast fit on synthetic data, then `gramkd test` on its best checkpoint --------------

@@ -139,14 +139,15 @@ def check_run_dir_is_new(overrides: list[str]) -> None:
 
 def run_hydra_app(command: str, overrides: list[str]) -> None:
     register_resolvers()
-    from gramkd import train  # heavy imports only once a command runs
-    from gramkd.ddp import isolated_ddp_job, relaunch_argv
-
-    task = {"fit": train.fit, "test": train.test}[command]
     full_argv = [sys.argv[0], command, *overrides]
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)
     def app(cfg: DictConfig):
+        # torch and Lightning load once the config has composed: a bad override fails in a second, not ten
+        from gramkd import train
+        from gramkd.ddp import isolated_ddp_job, relaunch_argv
+
+        task = {"fit": train.fit, "test": train.test}[command]
         register_resolvers()  # launchers may run the job in a fresh process
         sys.argv = relaunch_argv(full_argv[0], command, overrides)  # what Lightning's DDP re-runs for other ranks
         try:
