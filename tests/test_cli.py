@@ -44,7 +44,7 @@ def test_the_command_loads_torch_only_once_a_config_has_composed():
 def fitted(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("fit")
     args = ["fit", "experiment=synthetic/teacher", *FAST, "trainer.max_epochs=2", "trainer.enable_model_summary=true"]
-    result = run_gramkd(args, cwd)
+    result = run_gramkd(args, cwd, cold=True)  # as a shell starts it: Lightning loads after Hydra has set up logging
     return cwd, result
 
 
@@ -54,6 +54,8 @@ def test_fit_exits_cleanly_and_writes_its_run_dir(fitted):
     assert "Traceback" not in result.stderr
     assert "Tip:" not in result.stdout + result.stderr  # Lightning's advertising is not shown to our users
     assert "LeafSpec" not in result.stderr  # nor a deprecation that Lightning's own code triggers
+    lines = (result.stdout + result.stderr).splitlines()
+    assert [line for line in lines if "GPU available" in line] == ["GPU available: False, used: False"]  # once, plain
     run = only_run_dir(cwd / "logs", "synthetic/teacher")
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("train", "val", "test"):

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -86,6 +87,34 @@ def test_ddp_cpu_fit_runs_two_processes_in_one_run_dir(tmp_path):
     assert (run / "train_ddp_process_1.log").is_file()  # rank 1 ran, in this job's folder
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["test/acc"] <= 1
+
+
+def test_a_ddp_test_counts_every_row_once(tmp_path):
+    """31 test rows on 2 ranks: 16 and 15, none repeated (Lightning's sampler would repeat one to
+    give both ranks 16), so the DDP run's test metrics are one process's on the same checkpoint."""
+    rng, rows = np.random.default_rng(0), 155
+    data = tmp_path / "data"
+    data.mkdir()
+    labels = np.arange(rows) % 3
+    np.save(data / "labels.npy", labels)
+    np.save(data / "a.npy", (labels[:, None] + rng.standard_normal((rows, 4))).astype(np.float32))
+    np.save(data / "b.npy", rng.standard_normal((rows, 3)).astype(np.float32))
+    np.save(data / "split.npy", (np.arange(rows) % 5 % 3).astype(np.int8))  # 0 train, 1 val, 2 test: 31 test rows
+    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.max_epochs=2"]
+    fit = run_gramkd(["fit", "experiment=features/teacher", f"data.path={data}", "trainer=ddp_cpu", *quiet], tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "Using `DistributedSampler`" not in fit.stderr  # Lightning's warning that it would repeat rows
+    [run] = (tmp_path / "logs" / "features" / "teacher" / "runs").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["test/acc"] and (metrics["test/acc"] * 31) == pytest.approx(round(metrics["test/acc"] * 31), abs=1e-5)
+    [best] = (run / "checkpoints").glob("epoch*.ckpt")
+    one = run_gramkd(["test", f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path)
+    assert one.returncode == 0, one.stderr[-3000:]
+    [tested] = (tmp_path / "logs" / "test" / "runs").iterdir()
+    single = json.loads((tested / "metrics.json").read_text())
+    for key in ("test/acc", "test/f1", "test/drop_mean/acc"):
+        assert single[key] == metrics[key], key
+    assert single["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)  # the rows' mean, weighted across ranks
 
 
 def test_ddp_sweep_gives_each_job_its_own_dir_and_value_in_both_ranks(tmp_path):

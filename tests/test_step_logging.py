@@ -3,6 +3,7 @@
 import csv
 
 import pytest
+import torch
 
 from gramkd.train import train_and_test
 
@@ -18,6 +19,8 @@ GOLDEN = {
     "train/acc": [0.10499999672174454, 0.14499999582767487],
     "train/f1": [0.09955018013715744, 0.11380564421415329],
 }
+# val/loss per epoch and test/loss as Lightning's own mean (`self.log(..., batch_size, sync_dist)`) gave them
+EVAL_GOLDEN = {"val/loss": [2.1226751804351807, 2.1149208545684814], "test/loss": [2.1253042221069336]}
 # The Gram term as it was then (diagonal in, the mean over all pairs): the values are about logging.
 GRAM_THEN = ["distill.gram.exclude_diagonal=false", "distill.gram.reduction=pair"]
 CONFIG = [
@@ -39,7 +42,7 @@ def logged_rows(compose_fit, every: int, tmp_path):
 
 def test_epoch_means_equal_the_golden_values_and_the_steps(compose_fit, tmp_path):
     rows, (train_rows, batch) = logged_rows(compose_fit, 1, tmp_path)
-    for name, values in GOLDEN.items():
+    for name, values in {**GOLDEN, **EVAL_GOLDEN}.items():
         assert [float(r[name]) for r in rows if r.get(name)] == pytest.approx(values, rel=1e-6), name
     # full batches and a last, smaller one: the epoch mean weighs each step by its rows
     sizes = [batch] * (train_rows // batch) + ([train_rows % batch] if train_rows % batch else [])
@@ -100,3 +103,16 @@ def test_train_metrics_fed_in_batches_equal_one_update_per_step_to_the_bit(num_c
         assert sorted(got) == sorted(expected) == sorted(["train/acc", "train/f1", *(["train/auroc"] if num_classes == 2 else [])])
         for name in expected:
             assert torch.equal(got[name], expected[name]) or (got[name].isnan() and expected[name].isnan()), name
+
+
+def test_the_eval_loss_mean_weighs_batches_by_their_rows_and_keeps_a_nan():
+    from gramkd.modules import ClassifierModule
+    from gramkd.nets import MultimodalNet
+
+    module = ClassifierModule(MultimodalNet({"a": (3,)}, num_classes=2, width=4, fusion="concat"), optimizer=None)
+    mean = module.split_losses["val_loss"]
+    mean.update(torch.tensor(1.0), 16)
+    mean.update(torch.tensor(0.0), 15)
+    assert mean.compute() == torch.tensor(16 / 31)  # torchmetrics 1.9's nan_strategy="disable" would give 0.5
+    mean.update(torch.tensor(float("nan")), 1)
+    assert mean.compute().isnan()  # a NaN loss shows, as Lightning's own mean shows it

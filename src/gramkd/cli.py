@@ -146,7 +146,9 @@ def run_hydra_app(command: str, overrides: list[str]) -> None:
         # torch and Lightning load once the config has composed: a bad override fails in a second, not ten
         from gramkd import train
         from gramkd.ddp import isolated_ddp_job, relaunch_argv
+        from gramkd.quiet import lightning_logs_once
 
+        lightning_logs_once()
         task = {"fit": train.fit, "test": train.test}[command]
         register_resolvers()  # launchers may run the job in a fresh process
         sys.argv = relaunch_argv(full_argv[0], command, overrides)  # what Lightning's DDP re-runs for other ranks

@@ -1,7 +1,7 @@
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gramkd.data.sampler import EpochSeededSampler
+from gramkd.data.sampler import EpochSeededSampler, every_row_once_across_ranks
 
 
 class PairedTensorDataset(Dataset):
@@ -52,12 +52,25 @@ def one_row(dataset: Dataset, i: int) -> dict:
     }
 
 
-def batch_loader(dataset: Dataset, batch_size: int, seed: int, shuffle: bool, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over a batch-serving dataset: seeded per-epoch shuffling for training."""
+def batch_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    every_row_once: bool = False,
+) -> DataLoader:
+    """A DataLoader over a batch-serving dataset: seeded per-epoch shuffling for training;
+    `every_row_once`: under DDP, each row on one rank only (the test split)."""
+    sampler = EpochSeededSampler(len(dataset), seed) if shuffle else None
+    distributed = every_row_once_across_ranks(len(dataset)) if every_row_once else None
+    if distributed is not None:
+        sampler = distributed
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSeededSampler(len(dataset), seed) if shuffle else None,
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,

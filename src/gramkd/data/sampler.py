@@ -1,4 +1,5 @@
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import Sampler
 
 
@@ -21,3 +22,16 @@ class EpochSeededSampler(Sampler[int]):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return iter(torch.randperm(self.num_rows, generator=generator).tolist())
+
+
+def every_row_once_across_ranks(num_rows: int) -> Sampler[int] | None:
+    """Under DDP, this rank's share of `num_rows` rows in order, each row on exactly one rank (the
+    ranks' shares may differ by one row): for the test split, whose steps make no collective call.
+    Lightning's own sampler repeats rows until every rank has as many, and the test metrics would
+    count those twice. None in one process, and with fewer rows than ranks (Lightning's then)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    ranks = torch.distributed.get_world_size()
+    if ranks < 2 or num_rows < ranks:
+        return None
+    return UnrepeatedDistributedSampler(range(num_rows), num_replicas=ranks, rank=torch.distributed.get_rank(), shuffle=False)

@@ -7,6 +7,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from gramkd.data.split import SPLITS
@@ -53,6 +54,8 @@ class ClassifierModule(L.LightningModule):
         self.split_metrics = nn.ModuleDict({f"{s}_metrics": classification_metrics(num_classes, prefix=f"{s}/") for s in SPLITS})
         self.confusion = MulticlassConfusionMatrix(num_classes)
         self.robustness = nn.ModuleDict({f"drop_{m}": MulticlassAccuracy(num_classes, average="micro") for m in net.modality_names})
+        # a NaN loss stays NaN (torchmetrics' "disable" would do that too, but drops the row counts in 1.9)
+        self.split_losses = nn.ModuleDict({f"{s}_loss": MeanMetric(nan_strategy=math.nan) for s in ("val", "test")})
         self.run_config: dict = {}
         self.train_means = EpochMeans()
         self.train_metric_updates = BatchedUpdates(self.split_metrics["train_metrics"])
@@ -162,11 +165,12 @@ class ClassifierModule(L.LightningModule):
             self.robustness[f"drop_{name}"](dropped[:, m], batch["target"])
 
     def on_test_epoch_end(self) -> None:
-        accuracies = {name: metric.compute() for name, metric in self.robustness.items()}
+        accuracies = {name: metric.compute() for name, metric in self.robustness.items()}  # each synced across ranks
+        # the same on every rank, which Lightning cannot know: a max over the ranks keeps the bits
         for name, accuracy in accuracies.items():
-            self.log(f"test/{name}/acc", accuracy)
+            self.log(f"test/{name}/acc", accuracy, sync_dist=True, reduce_fx="max")
         if accuracies:
-            self.log("test/drop_mean/acc", torch.stack(list(accuracies.values())).mean())
+            self.log("test/drop_mean/acc", torch.stack(list(accuracies.values())).mean(), sync_dist=True, reduce_fx="max")
         matrix = self.confusion.compute().cpu()
         for metric in (*self.robustness.values(), self.confusion):
             metric.reset()
@@ -176,10 +180,16 @@ class ClassifierModule(L.LightningModule):
 
     def _evaluate(self, split: str, batch: dict) -> MultimodalOutput:
         out = self(batch)
-        loss = F.cross_entropy(out.logits, batch["target"])
-        self.log(f"{split}/loss", loss, batch_size=len(batch["target"]), sync_dist=True)
+        self._log_loss(split, F.cross_entropy(out.logits, batch["target"]), len(batch["target"]))
         self._log_metrics(split, out.logits, batch["target"])
         return out
+
+    def _log_loss(self, split: str, loss: torch.Tensor, rows: int) -> None:
+        """`<split>/loss`: the mean over the split's rows, exact across DDP ranks that hold different
+        numbers of them (Lightning's own mean floors the row count there: Lightning-AI/pytorch-lightning#21838)."""
+        mean = self.split_losses[f"{split}_loss"]
+        mean.update(loss, rows)
+        self.log(f"{split}/loss", mean, on_epoch=True)
 
     def _log_metrics(self, split: str, logits: torch.Tensor, target: torch.Tensor) -> None:
         metrics = self.split_metrics[f"{split}_metrics"]  # a bare "train" key would shadow nn.Module.train

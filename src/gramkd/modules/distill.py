@@ -156,7 +156,7 @@ class DistillModule(ClassifierModule):
     def _evaluate(self, split: str, batch: dict) -> DistillStep:
         step = self.distill_step(batch)
         target = batch["target"]
-        self.log(f"{split}/loss", F.cross_entropy(step.student.logits, target), batch_size=len(target), sync_dist=True)
+        self._log_loss(split, F.cross_entropy(step.student.logits, target), len(target))
         self._log_metrics(split, step.student.logits, target)
         agreement = self.agreement[f"{split}_agreement"]
         agreement.update(step.student.logits, step.teacher.logits.argmax(-1))

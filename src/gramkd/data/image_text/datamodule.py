@@ -144,7 +144,8 @@ class ImageTextDataModule(BatchesStayWhereTheyAre):
 
     # -- loaders --------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, self.num_workers, self.pin_memory)
+        options = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "every_row_once": split == "test"}
+        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, **options)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
