@@ -6,7 +6,6 @@ answers before torch is imported.
 """
 
 import importlib
-from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -19,15 +18,7 @@ _HOMES = {
     "similarity_preserving_loss": "gramkd.distill.functional",
     "keep_freed_memory": "gramkd.allocator",
 }
-__all__ = [
-    "gram_loss",
-    "gram_matrix",
-    "kd_loss",
-    "keep_freed_memory",
-    "rkd_angle_loss",
-    "rkd_distance_loss",
-    "similarity_preserving_loss",
-]
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):
@@ -40,15 +31,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOMES})
-
-
-if TYPE_CHECKING:
-    from gramkd.allocator import keep_freed_memory
-    from gramkd.distill.functional import (
-        gram_loss,
-        gram_matrix,
-        kd_loss,
-        rkd_angle_loss,
-        rkd_distance_loss,
-        similarity_preserving_loss,
-    )

@@ -63,10 +63,9 @@ def batch_loader(
 ) -> DataLoader:
     """A DataLoader over a batch-serving dataset: seeded per-epoch shuffling for training;
     `every_row_once`: under DDP, each row on one rank only (the test split)."""
-    sampler = EpochSeededSampler(len(dataset), seed) if shuffle else None
-    distributed = every_row_once_across_ranks(len(dataset)) if every_row_once else None
-    if distributed is not None:
-        sampler = distributed
+    sampler = every_row_once_across_ranks(len(dataset)) if every_row_once else None
+    if sampler is None and shuffle:
+        sampler = EpochSeededSampler(len(dataset), seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -110,3 +109,22 @@ class DiskPairedDataset(Dataset):
             x[~there] = 0
             inputs[m], present[m] = torch.from_numpy(x), torch.from_numpy(there)
         return {"inputs": inputs, "present": present, "target": torch.from_numpy(self.labels[rows]), "index": torch.from_numpy(rows)}
+
+
+class SplitLoaders:
+    """The loaders of a data module whose `datasets[split]` serve whole batches (and which has
+    `batch_size`, `seed`, `num_workers`, `pin_memory`): training shuffled per epoch, and under DDP
+    the test split with every row on one rank."""
+
+    def _loader(self, split: str) -> DataLoader:
+        options = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "every_row_once": split == "test"}
+        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle=split == "train", **options)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -2,10 +2,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from gramkd.data.batch_transfer import BatchesStayWhereTheyAre
-from gramkd.data.dataset import PairedTensorDataset, batch_loader
+from gramkd.data.dataset import PairedTensorDataset, SplitLoaders
 from gramkd.data.split import SPLITS, stratified_split
 from gramkd.errors import GramkdError
 
@@ -19,7 +18,7 @@ class PairedArrays:
     present: dict[str, np.ndarray] | None = None  # modality -> [N] bool; None = all present
 
 
-class PairedMultimodalDataModule(BatchesStayWhereTheyAre):
+class PairedMultimodalDataModule(SplitLoaders, BatchesStayWhereTheyAre):
     """Base for paired multimodal data: seeded stratified split, train-only standardisation, loaders.
 
     `split_seed` fixes the split (keep it fixed across a sweep so that every job, and the teacher,
@@ -104,19 +103,6 @@ class PairedMultimodalDataModule(BatchesStayWhereTheyAre):
             self.standardization[m] = (mean, std)
             out[m] = torch.where(_expand(present[m], x), (x - mean) / std, torch.zeros_like(x))
         return out
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        options = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "every_row_once": split == "test"}
-        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, **options)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 def _expand(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

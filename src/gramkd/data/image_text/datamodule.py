@@ -4,10 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from gramkd.data.batch_transfer import BatchesStayWhereTheyAre
-from gramkd.data.dataset import batch_loader
+from gramkd.data.dataset import SplitLoaders
 from gramkd.data.image_text.dataset import ImageTextDataset
 from gramkd.data.image_text.formats import layout_of
 from gramkd.data.image_text.image_cache import cached_images
@@ -27,7 +26,7 @@ class PreparedSplits:
     vocabulary_key: str  # see tokenizer.vocabulary_key
 
 
-class ImageTextDataModule(BatchesStayWhereTheyAre):
+class ImageTextDataModule(SplitLoaders, BatchesStayWhereTheyAre):
     """Raw images and texts in a public layout: Hateful Memes, SNLI-VE or NLVR2 (see their modules in
     gramkd.data.image_text for the files each accepts); `format: auto` picks it from the files.
 
@@ -141,20 +140,6 @@ class ImageTextDataModule(BatchesStayWhereTheyAre):
             shift = self.max_shift if split == "train" else 0
             self.datasets[split] = ImageTextDataset(text, images, image_rows, labels, first_index, self.mean, self.std, shift)
             first_index += len(labels)
-
-    # -- loaders --------------------------------------------------------------------------------
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        options = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "every_row_once": split == "test"}
-        return batch_loader(self.datasets[split], self.batch_size, self.seed, shuffle, **options)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 def default_cache_dir() -> Path:
