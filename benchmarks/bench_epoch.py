@@ -209,8 +209,9 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
     each); checks that every variant's losses equal the hand loop's, step by step, bit for bit
     (`tolerance`: reports the largest differences instead, and whether they are within that
     relative difference, for the caller to check once its figures are saved).
-    Returns per-variant medians over rounds and the per-round ratios to the hand loop, on the wall
-    clock and on the process's CPU clock."""
+    Returns per-variant medians over rounds and the per-round ratios to the hand loop, and each
+    variant's fastest epoch with its ratio to the hand loop's fastest, on the wall clock and on the
+    process's CPU clock."""
     names = list(runs)
     for name in names:  # warm-up: first-call costs (imports, allocator, oneDNN kernels)
         runs[name](1)
@@ -248,6 +249,11 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
         out[f"ratio_vs_hand{suffix}"] = {n: ratio(steady, n, "hand") for n in steady}
         out[f"ratio_vs_hand{suffix}_ci95"] = {n: ratio_ci(steady, n, "hand") for n in steady}
         out[f"per_round{suffix}_ms"] = {n: [round(1000 * x, 2) for x in steady[n]] for n in steady}
+        # the fastest epoch of each variant over every round: the machine at its quickest, whichever
+        # speed it ran at in a given round (a shared machine can switch between speeds within one)
+        fastest = {n: min(min(durations(f["starts"], clock)[1:]) for f in fits) for n, fits in results.items()}
+        out[f"fastest_epoch{suffix}_s"] = fastest
+        out[f"fastest_ratio_vs_hand{suffix}"] = {n: fastest[n] / fastest["hand"] for n in fastest}
         if "cache_memory" in runs:
             out[f"cache_speedup_steady{suffix}"] = ratio(steady, "distill", "cache_memory")
             out[f"cache_speedup_first_epoch{suffix}"] = ratio(first, "distill", "cache_memory")
