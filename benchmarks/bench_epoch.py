@@ -242,8 +242,9 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
     if differences:
         out["loss_differences_vs_hand"] = differences
     for clock, suffix in (("wall", ""), ("cpu", "_cpu")):
-        steady = {n: [median(durations(f["starts"], clock)[1:]) for f in fits] for n, fits in results.items()}  # one per round
-        first = {n: [durations(f["starts"], clock)[0] for f in fits] for n, fits in results.items()}
+        epochs = {n: [durations(f["starts"], clock) for f in fits] for n, fits in results.items()}  # each fit's epoch times
+        steady = {n: [median(times[1:]) for times in fits] for n, fits in epochs.items()}  # one per round
+        first = {n: [times[0] for times in fits] for n, fits in epochs.items()}
         out[f"epoch{suffix}_s"] = {n: median(v) for n, v in steady.items()}
         out[f"first_epoch{suffix}_s"] = {n: median(v) for n, v in first.items()}
         out[f"ratio_vs_hand{suffix}"] = {n: ratio(steady, n, "hand") for n in steady}
@@ -251,7 +252,7 @@ def measure(runs: dict, epochs: int, repeats: int, tolerance: float | None = Non
         out[f"per_round{suffix}_ms"] = {n: [round(1000 * x, 2) for x in steady[n]] for n in steady}
         # the fastest epoch of each variant over every round: the machine at its quickest, whichever
         # speed it ran at in a given round (a shared machine can switch between speeds within one)
-        fastest = {n: min(min(durations(f["starts"], clock)[1:]) for f in fits) for n, fits in results.items()}
+        fastest = {n: min(min(times[1:]) for times in fits) for n, fits in epochs.items()}
         out[f"fastest_epoch{suffix}_s"] = fastest
         out[f"fastest_ratio_vs_hand{suffix}"] = {n: fastest[n] / fastest["hand"] for n in fastest}
         if "cache_memory" in runs:

@@ -5,7 +5,7 @@ Lightning parts with the commands that need them, so that `gramkd --help` or a m
 answers before torch is imported.
 """
 
-import importlib
+from gramkd.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -20,14 +20,4 @@ _HOMES = {
 }
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'gramkd' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

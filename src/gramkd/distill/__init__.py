@@ -3,7 +3,7 @@
 The wrappers load lazily so that `import gramkd` and `gramkd.distill.functional` stay free of Lightning.
 """
 
-import importlib
+from gramkd.lazy import lazy_exports
 
 _WRAPPERS = {
     "DistillStep": "gramkd.distill.step",
@@ -16,8 +16,4 @@ _WRAPPERS = {
 }
 __all__ = list(_WRAPPERS)
 
-
-def __getattr__(name: str):
-    if name in _WRAPPERS:
-        return getattr(importlib.import_module(_WRAPPERS[name]), name)
-    raise AttributeError(f"module 'gramkd.distill' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _WRAPPERS)
